@@ -1,0 +1,132 @@
+// Package catalog holds Warren's domain types: nodes, service instances and
+// health checks, with their validation. It does no networking and no I/O;
+// every other package may import it, and it imports nothing internal.
+package catalog
+
+// Health statuses of a check, as Consul spells them.
+const (
+	HealthPassing     = "passing"
+	HealthWarning     = "warning"
+	HealthCritical    = "critical"
+	// HealthAny is a query value only: checks in every state.
+	HealthAny = "any"
+)
+
+// RaftIndex records the Raft indexes at which a row was created and last
+// modified. The state store sets them; callers never do.
+type RaftIndex struct {
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// Node is a host in the catalog.
+type Node struct {
+	ID              string // UUID, optional
+	Name            string
+	Address         string
+	Datacenter      string
+	TaggedAddresses map[string]string
+	Meta            map[string]string
+	RaftIndex
+}
+
+// ServiceAddress is an address and port pair used in tagged addresses.
+type ServiceAddress struct {
+	Address string
+	Port    int
+}
+
+// Weights are the DNS SRV weights of an instance by health.
+type Weights struct {
+	Passing int
+	Warning int
+}
+
+// Service is one service instance registered on a node.
+type Service struct {
+	Node              string // name of the node it runs on
+	ID                string
+	Name              string
+	Kind              string // "" for a typical service, "connect-proxy" for a sidecar
+	Tags              []string
+	Address           string
+	TaggedAddresses   map[string]ServiceAddress
+	Meta              map[string]string
+	Port              int
+	Weights           Weights
+	EnableTagOverride bool
+	RaftIndex
+}
+
+// CheckDefinition is how a check is run; the catalog stores it for display.
+type CheckDefinition struct {
+	HTTP                           string `json:",omitempty"`
+	TCP                            string `json:",omitempty"`
+	Interval                       string `json:",omitempty"`
+	Timeout                        string `json:",omitempty"`
+	DeregisterCriticalServiceAfter string `json:",omitempty"`
+}
+
+// Check is a health check on a node, or on one service instance of a node
+// when ServiceID is set.
+type Check struct {
+	Node        string
+	CheckID     string
+	Name        string
+	Status      string
+	Notes       string
+	Output      string
+	ServiceID   string
+	ServiceName string   // filled by the state store from the service
+	ServiceTags []string // filled by the state store from the service
+	Type        string
+	Definition  CheckDefinition
+	RaftIndex
+}
+
+// Registration is a catalog write: a node, optionally one service instance
+// and any number of checks, applied atomically.
+type Registration struct {
+	Node           Node
+	Service        *Service
+	Checks         []*Check
+	SkipNodeUpdate bool
+}
+
+// Deregistration removes a whole node (ServiceID and CheckID empty), one
+// service instance with its checks, or one check.
+type Deregistration struct {
+	Node      string
+	ServiceID string
+	CheckID   string
+}
+
+// ServiceNode is a service instance joined with its node, the row shape of
+// a catalog service query.
+type ServiceNode struct {
+	Node    *Node
+	Service *Service
+}
+
+// CheckServiceNode is a service instance with its node and every check
+// that applies to it: its own checks and its node's node-level checks.
+type CheckServiceNode struct {
+	Node    *Node
+	Service *Service
+	Checks  []*Check
+}
+
+// AggregatedStatus returns the worst status of checks: critical beats
+// maintenance beats warning beats passing. No checks means passing.
+func AggregatedStatus(checks []*Check) string {
+	worst := HealthPassing
+	for _, c := range checks {
+		switch c.Status {
+		case HealthCritical:
+			return HealthCritical
+		case HealthWarning:
+			worst = HealthWarning
+		}
+	}
+	return worst
+}

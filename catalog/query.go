@@ -1,0 +1,61 @@
+package catalog
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors that cross package and process boundaries. Wrap them with context;
+// the HTTP layer maps them to status codes and the RPC layer to gRPC codes.
+var (
+	// ErrInvalid marks a request that is malformed or breaks a rule; nothing
+	// was written. FieldError unwraps to it.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNoLeader means the cluster has no leader to take the request.
+	ErrNoLeader = errors.New("no cluster leader")
+	// ErrNotFound means the named object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownDatacenter means a request named a datacenter we cannot reach.
+	ErrUnknownDatacenter = errors.New("no path to datacenter")
+)
+
+// Unwrap makes every FieldError an ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Consistency is the read consistency a query asks for.
+type Consistency int
+
+const (
+	// ConsistencyDefault reads on the leader without checking leadership
+	// with a quorum first.
+	ConsistencyDefault Consistency = iota
+	// ConsistencyStale reads on whichever server is asked.
+	ConsistencyStale
+	// ConsistencyConsistent reads on the leader after it has confirmed its
+	// leadership with a quorum.
+	ConsistencyConsistent
+)
+
+// QueryOptions are the options every read takes: blocking and consistency.
+type QueryOptions struct {
+	// MinIndex makes the query block until the result's index is above it.
+	MinIndex uint64
+	// MaxWait bounds how long a blocking query waits; 0 means the default.
+	MaxWait     time.Duration
+	Consistency Consistency
+}
+
+// QueryMeta is what a read reports beside its result.
+type QueryMeta struct {
+	// Index is the highest modify index among the rows in the query's scope
+	// and the deletions in it; it moves only when the result may change.
+	Index       uint64
+	KnownLeader bool
+	LastContact time.Duration
+}
+
+// Blocking query waits, as Consul defines them.
+const (
+	DefaultQueryWait = 5 * time.Minute
+	MaxQueryWait     = 10 * time.Minute
+)
