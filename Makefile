@@ -1,0 +1,38 @@
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/warren-mesh/warren/cli.Version=$(VERSION) -X github.com/warren-mesh/warren/cli.Commit=$(COMMIT)
+STATICCHECK_VERSION := 2026.1
+
+.PHONY: all build dev test unit e2e lint generate check-generate bench fuzz
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/warren ./cmd/warren
+
+dev: build
+	./bin/warren dev
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+generate:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH="$(GOBIN):$$PATH" protoc --proto_path=rpc/pb --go_out=paths=source_relative:rpc/pb --go-grpc_out=paths=source_relative:rpc/pb rpc/pb/warren.proto
+
+# check-generate fails when the committed generated code is stale.
+check-generate: generate
+	git diff --exit-code -- rpc/pb
+
+test: lint build
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench: build
+	$(GO) run ./bench -warren ./bin/warren
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRegistration -fuzztime 20s ./httpapi/

@@ -1,0 +1,233 @@
+package state
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// Table names.
+const (
+	tableNodes      = "nodes"
+	tableServices   = "services"
+	tableChecks     = "checks"
+	tableTombstones = "tombstones"
+	tableIndex      = "index"
+	tableMeta       = "meta"
+)
+
+// Key of the index table row that holds the highest index of any write.
+const indexAll = "_all"
+
+// metaRow is a row of the cluster metadata table.
+type metaRow struct {
+	Key   string
+	Value string
+	catalog.RaftIndex
+}
+
+// tombstone is the highest index at which a row left a scope (was deleted,
+// or changed so that it no longer belongs to the scope).
+type tombstone struct {
+	Key   string
+	Index uint64
+}
+
+// indexRow is the last index at which a table (or, for indexAll, anything)
+// changed.
+type indexRow struct {
+	Key   string
+	Value uint64
+}
+
+// keyIndexer is an index over one or more string fields of an object.
+//
+// As the id index (single=true) it yields fields joined and terminated by
+// NUL. As a lookup index (single=false) it is a MultiIndexer that yields, for
+// every row, the key with a trailing NUL and a twin with a trailing \x01.
+// The twin makes the radix tree branch exactly at the end of every key, so
+// the watch channel that an exact lookup of "web" returns belongs to a tree
+// node under which only "web" rows live. Without it, the first insert of
+// "web2" splits the edge holding "web\x00..." and fires every watcher of
+// "web" although nothing about "web" changed. Lookups use the NUL form only,
+// so the twins are never returned.
+type keyIndexer struct {
+	fields func(obj any) ([]string, bool)
+	nargs  int
+}
+
+func joinKey(parts []string, term byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		b = append(b, p...)
+		if i < len(parts)-1 {
+			b = append(b, 0)
+		}
+	}
+	return append(b, term)
+}
+
+func (k *keyIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != k.nargs {
+		return nil, fmt.Errorf("index takes %d arguments, got %d", k.nargs, len(args))
+	}
+	parts := make([]string, len(args))
+	for i, a := range args {
+		s, ok := a.(string)
+		if !ok {
+			return nil, fmt.Errorf("argument %d must be a string, got %T", i, a)
+		}
+		parts[i] = s
+	}
+	return joinKey(parts, 0), nil
+}
+
+// singleKeyIndexer is the SingleIndexer face of keyIndexer (id indexes).
+type singleKeyIndexer struct{ *keyIndexer }
+
+func (k singleKeyIndexer) FromObject(obj any) (bool, []byte, error) {
+	parts, ok := k.fields(obj)
+	if !ok {
+		return false, nil, nil
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false, nil, fmt.Errorf("empty key field in %T", obj)
+		}
+	}
+	return true, joinKey(parts, 0), nil
+}
+
+// multiKeyIndexer is the MultiIndexer face of keyIndexer (lookup indexes).
+type multiKeyIndexer struct{ *keyIndexer }
+
+func (k multiKeyIndexer) FromObject(obj any) (bool, [][]byte, error) {
+	parts, ok := k.fields(obj)
+	if !ok {
+		return false, nil, nil
+	}
+	return true, [][]byte{joinKey(parts, 0), joinKey(parts, 1)}, nil
+}
+
+func idIndex(nargs int, f func(obj any) ([]string, bool)) *memdb.IndexSchema {
+	return &memdb.IndexSchema{
+		Name:    "id",
+		Unique:  true,
+		Indexer: singleKeyIndexer{&keyIndexer{fields: f, nargs: nargs}},
+	}
+}
+
+func lookupIndex(name string, nargs int, f func(obj any) ([]string, bool)) *memdb.IndexSchema {
+	return &memdb.IndexSchema{
+		Name:         name,
+		AllowMissing: true,
+		Indexer:      multiKeyIndexer{&keyIndexer{fields: f, nargs: nargs}},
+	}
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableNodes: {
+			Name: tableNodes,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": idIndex(1, func(o any) ([]string, bool) { return []string{o.(*catalog.Node).Name}, true }),
+				// name: exact per-node watches (see keyIndexer).
+				"name": lookupIndex("name", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Node).Name}, true }),
+				"uuid": {
+					Name:         "uuid",
+					AllowMissing: true,
+					Indexer:      &memdb.StringFieldIndex{Field: "ID", Lowercase: true},
+				},
+			},
+		},
+		tableServices: {
+			Name: tableServices,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": idIndex(2, func(o any) ([]string, bool) {
+					s := o.(*catalog.Service)
+					return []string{s.Node, s.ID}, true
+				}),
+				"service": lookupIndex("service", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Service).Name}, true }),
+				"node":    lookupIndex("node", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Service).Node}, true }),
+			},
+		},
+		tableChecks: {
+			Name: tableChecks,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": idIndex(2, func(o any) ([]string, bool) {
+					c := o.(*catalog.Check)
+					return []string{c.Node, c.CheckID}, true
+				}),
+				"node": lookupIndex("node", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Check).Node}, true }),
+				// node_service: (node, service ID); service ID "" selects the
+				// node-level checks.
+				"node_service": lookupIndex("node_service", 2, func(o any) ([]string, bool) {
+					c := o.(*catalog.Check)
+					return []string{c.Node, c.ServiceID}, true
+				}),
+				"service": lookupIndex("service", 1, func(o any) ([]string, bool) {
+					c := o.(*catalog.Check)
+					return []string{c.ServiceName}, c.ServiceName != ""
+				}),
+				"status": lookupIndex("status", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Check).Status}, true }),
+			},
+		},
+		tableTombstones: {
+			Name: tableTombstones,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+				"scope": lookupIndex("scope", 1, func(o any) ([]string, bool) { return []string{o.(*tombstone).Key}, true }),
+			},
+		},
+		tableIndex: {
+			Name: tableIndex,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			},
+		},
+		tableMeta: {
+			Name: tableMeta,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			},
+		},
+	}}
+}
+
+// Scope keys. A read's index is the highest ModifyIndex of the rows in its
+// scope and the tombstones of the scope keys it covers.
+func scopeNode(n string) string          { return "node/" + n }
+func scopeService(name string) string    { return "service/" + name }
+func scopeNodeChecks(n string) string    { return "checks/node/" + n }
+func scopeNodeLevel(n string) string     { return "checks/nodelevel/" + n }
+func scopeServiceChecks(s string) string { return "checks/service/" + s }
+func scopeCheckState(st string) string   { return "checks/state/" + st }
+
+const (
+	scopeNodes     = "nodes"
+	scopeServices  = "services"
+	scopeAllChecks = "checks"
+)
+
+func nodeScopes(n *catalog.Node) []string { return []string{scopeNodes, scopeNode(n.Name)} }
+
+func serviceScopes(s *catalog.Service) []string {
+	return []string{scopeServices, scopeService(s.Name), scopeNode(s.Node)}
+}
+
+func checkScopes(c *catalog.Check) []string {
+	sc := []string{scopeAllChecks, scopeNodeChecks(c.Node), scopeCheckState(c.Status)}
+	if c.ServiceID == "" {
+		sc = append(sc, scopeNodeLevel(c.Node))
+	}
+	if c.ServiceName != "" {
+		sc = append(sc, scopeServiceChecks(c.ServiceName))
+	}
+	return sc
+}

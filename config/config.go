@@ -1,0 +1,235 @@
+// Package config owns Warren's runtime configuration: built-in defaults,
+// HCL and JSON config files, and command-line flags, merged in a fixed
+// precedence (defaults < config files < flags) and validated into a typed
+// Config. Every error names where the bad value came from: "file:line: key:
+// message" for values read from files, "flag -name: key: message" for flags.
+//
+// Only the CLI imports this package; components take their own small config
+// structs built from a Config. Inside the module, config imports only
+// catalog (for its name rules).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Mode is the role the process runs in; it picks the defaults.
+type Mode int
+
+const (
+	// ModeDev is a single-node server and agent in one process.
+	ModeDev Mode = iota
+	// ModeServer is a control-plane server.
+	ModeServer
+	// ModeAgent is a per-host agent.
+	ModeAgent
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeDev:
+		return "dev"
+	case ModeServer:
+		return "server"
+	case ModeAgent:
+		return "agent"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Ports are the listening ports. DNS and GRPC may be -1 (disabled).
+type Ports struct {
+	HTTP, DNS, Server, SerfLAN, GRPC int
+}
+
+// Config is the validated runtime configuration.
+type Config struct {
+	Mode            Mode
+	NodeName        string
+	Datacenter      string
+	DataDir         string
+	LogLevel        string // normalized: debug, info, warn or error
+	BindAddr        string
+	AdvertiseAddr   string
+	ClientAddr      string
+	Ports           Ports
+	Server          bool
+	BootstrapExpect int
+	RetryJoin       []string // each normalized to host:port
+	RetryInterval   time.Duration
+	// Files lists the files that were read, in order (for logging).
+	Files []string
+}
+
+// host is what the defaults read from the machine; tests replace it.
+type host struct {
+	hostname      func() (string, error)
+	interfaceAddr func() ([]net.Addr, error)
+}
+
+func systemHost() host { return host{hostname: os.Hostname, interfaceAddr: net.InterfaceAddrs} }
+
+// Load builds the configuration for mode: defaults, then the config dirs and
+// files in the order they were given on the command line, then the flags
+// the user set; then it validates the result. f may be nil (defaults only).
+// All errors found are returned, joined.
+func Load(mode Mode, f *Flags) (*Config, error) {
+	return load(mode, f, systemHost())
+}
+
+func load(mode Mode, f *Flags, h host) (*Config, error) {
+	b := newBuilder(mode, h)
+	if f != nil {
+		for _, s := range f.sources {
+			if s.dir {
+				b.readDir(s.path)
+			} else {
+				b.readFile(s.path)
+			}
+		}
+		f.apply(b)
+	}
+	return b.finish(mode, h)
+}
+
+// LoadDir reads every *.hcl and *.json file in dir, as `warren validate`
+// does, and returns every error found, joined. The mode is ModeServer if the
+// files set server = true, else ModeAgent.
+func LoadDir(dir string) (*Config, error) {
+	return loadDir(dir, systemHost())
+}
+
+func loadDir(dir string, h host) (*Config, error) {
+	b := newBuilder(ModeAgent, h)
+	b.readDir(dir)
+	mode := ModeAgent
+	if b.cfg.Server {
+		mode = ModeServer
+	}
+	return b.finish(mode, h)
+}
+
+// builder accumulates the merged configuration, where each value came from,
+// and the errors found so far.
+type builder struct {
+	cfg Config
+	// src maps a key ("bind_addr", "ports.http") to where its value was
+	// set: "file:line" or "flag -bind". Keys at their default are absent.
+	src map[string]string
+	// joinSrc holds where each retry_join entry was set.
+	joinSrc []string
+	errs    []error
+}
+
+func newBuilder(mode Mode, h host) *builder {
+	return &builder{cfg: defaults(mode, h), src: map[string]string{}}
+}
+
+func defaults(mode Mode, h host) Config {
+	c := Config{
+		Mode:          mode,
+		NodeName:      defaultNodeName(h),
+		Datacenter:    "dc1",
+		LogLevel:      "info",
+		BindAddr:      "0.0.0.0",
+		ClientAddr:    "127.0.0.1",
+		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+		Server:        mode == ModeServer || mode == ModeDev,
+		RetryInterval: 30 * time.Second,
+	}
+	if mode == ModeDev {
+		c.BindAddr = "127.0.0.1"
+		c.BootstrapExpect = 1
+		c.RetryInterval = time.Second
+	}
+	return c
+}
+
+// defaultNodeName makes the host name into a DNS label.
+func defaultNodeName(h host) string {
+	name, err := h.hostname()
+	if err != nil {
+		return "warren"
+	}
+	name = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(name))
+	name = strings.Trim(name, "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if name == "" {
+		return "warren"
+	}
+	return name
+}
+
+// finish validates the merged values, fills the defaults that depend on
+// other values, and returns the result.
+func (b *builder) finish(mode Mode, h host) (*Config, error) {
+	b.cfg.Mode = mode
+	b.validate()
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
+	}
+	if b.cfg.AdvertiseAddr == "" {
+		b.cfg.AdvertiseAddr = defaultAdvertise(b.cfg.BindAddr, h)
+	}
+	c := b.cfg
+	return &c, nil
+}
+
+// defaultAdvertise is the bind address if it names one interface, else the
+// host's first private IPv4 address, else loopback.
+func defaultAdvertise(bind string, h host) string {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return bind
+	}
+	if addrs, err := h.interfaceAddr(); err == nil {
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if ip4 := ipn.IP.To4(); ip4 != nil && ip4.IsPrivate() && !ip4.IsLoopback() {
+				return ip4.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// readDir reads every *.hcl and *.json file in dir in lexical order.
+func (b *builder) readDir(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.errs = append(b.errs, fmt.Errorf("config dir %s: %w", dir, err))
+		return
+	}
+	for _, e := range entries { // os.ReadDir sorts by name
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".hcl" && ext != ".json") {
+			continue
+		}
+		b.readFile(filepath.Join(dir, e.Name()))
+	}
+}
+
+// keyErr formats an error about key; where is "file:line", "flag -x" or
+// "" for a default.
+func keyErr(where, key, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if where == "" {
+		return fmt.Errorf("%s: %s", key, msg)
+	}
+	return fmt.Errorf("%s: %s: %s", where, key, msg)
+}

@@ -1,0 +1,356 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testHost is a machine with a fixed name and addresses.
+func testHost() host {
+	return host{
+		hostname: func() (string, error) { return "Web_01.Example.COM", nil },
+		interfaceAddr: func() ([]net.Addr, error) {
+			return []net.Addr{
+				&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+				&net.IPNet{IP: net.ParseIP("203.0.113.7"), Mask: net.CIDRMask(24, 32)},
+				&net.IPNet{IP: net.ParseIP("10.1.2.3"), Mask: net.CIDRMask(8, 32)},
+			}, nil
+		},
+	}
+}
+
+func parseFlags(t *testing.T, args ...string) *Flags {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse flags %q: %v", args, err)
+	}
+	return f
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoad_FullConfig(t *testing.T) {
+	want := Config{
+		Mode:            ModeServer,
+		NodeName:        "node-1",
+		Datacenter:      "east-1",
+		DataDir:         "/var/lib/warren",
+		LogLevel:        "warn",
+		BindAddr:        "10.0.0.5",
+		AdvertiseAddr:   "192.0.2.10",
+		ClientAddr:      "0.0.0.0",
+		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502},
+		Server:          true,
+		BootstrapExpect: 3,
+		RetryJoin:       []string{"10.0.0.6:18300", "server-2.example.com:9300", "[2001:db8::1]:8300"},
+		RetryInterval:   15 * time.Second,
+	}
+	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
+		t.Run(filepath.Ext(file), func(t *testing.T) {
+			got, err := load(ModeServer, parseFlags(t, "-config-file", file), testHost())
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			want := want
+			want.Files = []string{file}
+			if !reflect.DeepEqual(*got, want) {
+				t.Errorf("config mismatch\n got: %+v\nwant: %+v", *got, want)
+			}
+		})
+	}
+}
+
+// TestFullConfigSetsEveryKey keeps the fixtures complete: every key the
+// package knows must be set in both.
+func TestFullConfigSetsEveryKey(t *testing.T) {
+	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
+		b := newBuilder(ModeServer, testHost())
+		b.readFile(file)
+		if len(b.errs) > 0 {
+			t.Fatalf("%s: %v", file, errors.Join(b.errs...))
+		}
+		for _, f := range fields {
+			if b.src[f.key] == "" {
+				t.Errorf("%s does not set %s", file, f.key)
+			}
+		}
+	}
+}
+
+func TestLoad_Defaults(t *testing.T) {
+	tests := []struct {
+		mode Mode
+		args []string
+		want Config
+	}{
+		{ModeDev, nil, Config{
+			Mode: ModeDev, NodeName: "web-01-example-com", Datacenter: "dc1", LogLevel: "info",
+			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
+		}},
+		{ModeServer, []string{"-data-dir", "/d"}, Config{
+			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
+			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Server: true, RetryInterval: 30 * time.Second,
+		}},
+		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
+			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
+			BindAddr: "10.9.9.9", AdvertiseAddr: "10.9.9.9", ClientAddr: "127.0.0.1",
+			Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			RetryInterval: 30 * time.Second,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			got, err := load(tt.mode, parseFlags(t, tt.args...), testHost())
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("config mismatch\n got: %+v\nwant: %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultNodeName(t *testing.T) {
+	tests := map[string]string{
+		"web01":                        "web01",
+		"Web_01.Example.COM":           "web-01-example-com",
+		"--x--":                        "x",
+		"":                             "warren",
+		"___":                          "warren",
+		strings.Repeat("a", 62) + ".b": strings.Repeat("a", 62),
+	}
+	for in, want := range tests {
+		h := host{hostname: func() (string, error) { return in, nil }}
+		if got := defaultNodeName(h); got != want {
+			t.Errorf("defaultNodeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	h := host{hostname: func() (string, error) { return "", errors.New("no name") }}
+	if got := defaultNodeName(h); got != "warren" {
+		t.Errorf("defaultNodeName(error) = %q, want warren", got)
+	}
+}
+
+// TestLoad_Precedence: default < dir file < later dir file < later
+// -config-file < flag, key by key.
+func TestLoad_Precedence(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "10-base.hcl"), `
+node_name  = "from-dir"
+datacenter = "dir"
+log_level  = "debug"
+retry_join = ["a", "b"]
+ports {
+  http = 9500
+}
+`)
+	writeFile(t, filepath.Join(dir, "20-override.json"), `{"datacenter": "dir-later", "ports": {"dns": 9600}}`)
+	writeFile(t, filepath.Join(dir, "README.txt"), "not config {{{")
+	later := writeFile(t, filepath.Join(t.TempDir(), "later.hcl"), `
+node_name  = "from-file"
+datacenter = "file"
+retry_join = ["c"]
+`)
+	f := parseFlags(t, "-config-dir", dir, "-config-file", later, "-node", "from-flag", "-data-dir", "/d")
+
+	got, err := load(ModeAgent, f, testHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node_name (flag)", got.NodeName, "from-flag"},
+		{"datacenter (later file)", got.Datacenter, "file"},
+		{"log_level (dir file)", got.LogLevel, "debug"},
+		{"retry_join (later file replaces)", got.RetryJoin, []string{"c:8300"}},
+		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502}},
+		{"client_addr (default)", got.ClientAddr, "127.0.0.1"},
+		{"files", got.Files, []string{filepath.Join(dir, "10-base.hcl"), filepath.Join(dir, "20-override.json"), later}},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoad_FlagsOverrideFiles(t *testing.T) {
+	file := writeFile(t, filepath.Join(t.TempDir(), "a.hcl"), `
+retry_join     = ["x", "y"]
+retry_interval = "5s"
+ports {
+  grpc = 9000
+}
+`)
+	f := parseFlags(t, "-config-file", file, "-data-dir", "/d",
+		"-retry-join", "10.0.0.1", "-retry-join", "10.0.0.2:1234", "-retry-interval", "2m", "-grpc-port", "-1", "-log-level", "trace")
+	got, err := load(ModeAgent, f, testHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if want := []string{"10.0.0.1:8300", "10.0.0.2:1234"}; !reflect.DeepEqual(got.RetryJoin, want) {
+		t.Errorf("RetryJoin = %v, want %v", got.RetryJoin, want)
+	}
+	if got.RetryInterval != 2*time.Minute || got.Ports.GRPC != -1 || got.LogLevel != "debug" {
+		t.Errorf("got interval %v, grpc %d, log level %q", got.RetryInterval, got.Ports.GRPC, got.LogLevel)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    Mode
+		file    string // file name written into a temp dir; "" for none
+		content string
+		args    []string
+		// want are substrings of the error; "FILE" stands for the file's path.
+		want []string
+	}{
+		{"unknown key", ModeAgent, "a.hcl", "data_dir = \"/d\"\nbogus = 1\n", nil,
+			[]string{"FILE:2: bogus: unknown key"}},
+		{"unknown key in ports (json)", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"ports\": {\n\"htp\": 1\n}\n}", nil,
+			[]string{"FILE:4: ports.htp: unknown key"}},
+		{"unknown block", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nlimits {\n}\n", nil,
+			[]string{"FILE:3: limits: unknown block"}},
+		{"wrong type", ModeServer, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = \"three\"\n", nil,
+			[]string{"FILE:2: bootstrap_expect: want a whole number, got string"}},
+		{"wrong type (json)", ModeServer, "a.json", "{\n  \"data_dir\": \"/d\",\n  \"server\": \"yes\"\n}", nil,
+			[]string{"FILE:3: server: want a bool"}},
+		{"invalid node name", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_name = \"bad_name!\"\n", nil,
+			[]string{"FILE:2: node_name:", "not a valid DNS label"}},
+		{"invalid datacenter", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndatacenter = \"-dc\"\n", nil,
+			[]string{"FILE:2: datacenter:", "not a valid DNS label"}},
+		{"bad IP", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nbind_addr = \"10.0.0.300\"\n", nil,
+			[]string{"FILE:3: bind_addr:", "not an IP address"}},
+		{"unspecified advertise", ModeAgent, "a.hcl", "data_dir = \"/d\"\nadvertise_addr = \"0.0.0.0\"\n", nil,
+			[]string{"FILE:2: advertise_addr:", "unspecified"}},
+		{"port out of range", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 70000\n}\n", nil,
+			[]string{"FILE:3: ports.http: port 70000 out of range"}},
+		{"disabled http port", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = -1\n}\n", nil,
+			[]string{"FILE:3: ports.http: port -1 out of range"}},
+		{"duplicate ports", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 9000\n  grpc = 9000\n}\n", nil,
+			[]string{"FILE:4: ports.grpc: port 9000 is also used by ports.http at FILE:3"}},
+		{"duplicate port with a default", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  grpc = 8500\n}\n", nil,
+			[]string{"FILE:3: ports.grpc: port 8500 is also used by ports.http"}},
+		{"bootstrap_expect in agent mode", ModeAgent, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = 3\n", nil,
+			[]string{"FILE:2: bootstrap_expect: only a server"}},
+		{"negative bootstrap_expect", ModeServer, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = -1\n", nil,
+			[]string{"FILE:2: bootstrap_expect: must be 0 or more"}},
+		{"server in agent mode", ModeAgent, "a.hcl", "data_dir = \"/d\"\nserver = true\n", nil,
+			[]string{"FILE:2: server: true, but the mode is agent"}},
+		{"bad retry_join entry", ModeAgent, "a.hcl", "data_dir = \"/d\"\nretry_join = [\n  \"ok.example\",\n  \"bad host!\",\n]\n", nil,
+			[]string{"FILE:4: retry_join[1]:", "bad host!"}},
+		{"bad retry_join port", ModeAgent, "a.hcl", "data_dir = \"/d\"\nretry_join = [\"10.0.0.1:99999\"]\n", nil,
+			[]string{"FILE:2: retry_join[0]:", "99999"}},
+		{"retry_join not a list", ModeAgent, "a.hcl", "data_dir = \"/d\"\nretry_join = \"10.0.0.1\"\n", nil,
+			[]string{"FILE:2: retry_join: want a list of strings"}},
+		{"bad duration", ModeAgent, "a.hcl", "data_dir = \"/d\"\nretry_interval = \"soon\"\n", nil,
+			[]string{"FILE:2: retry_interval: invalid duration \"soon\""}},
+		{"non-positive duration", ModeAgent, "a.hcl", "data_dir = \"/d\"\nretry_interval = \"0s\"\n", nil,
+			[]string{"FILE:2: retry_interval: must be positive"}},
+		{"unknown log level", ModeAgent, "a.hcl", "data_dir = \"/d\"\nlog_level = \"loud\"\n", nil,
+			[]string{"FILE:2: log_level: unknown level \"loud\""}},
+		{"missing data_dir for server", ModeServer, "a.hcl", "node_name = \"n1\"\n", nil,
+			[]string{"data_dir: required in server mode"}},
+		{"non-existent config dir", ModeAgent, "", "", []string{"-config-dir", "/nonexistent/warren.d"},
+			[]string{"config dir /nonexistent/warren.d:", "no such file or directory"}},
+		{"syntax error", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_name = \n", nil,
+			[]string{"FILE:2: "}},
+		{"syntax error (json)", ModeAgent, "a.json", "{\n  \"data_dir\": \"/d\",\n  \"node_name\" \"x\"\n}", nil,
+			[]string{"FILE:3: "}},
+		{"variable in a value", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_name = hostname\n", nil,
+			[]string{"FILE:2: node_name: Variables not allowed"}},
+		{"unknown extension", ModeAgent, "a.yaml", "x: 1\n", nil,
+			[]string{"config file FILE: unknown format"}},
+		{"bad flag value", ModeAgent, "", "", []string{"-data-dir", "/d", "-bind", "nope"},
+			[]string{"flag -bind: bind_addr: \"nope\" is not an IP address"}},
+		{"bad flag number", ModeAgent, "", "", []string{"-data-dir", "/d", "-http-port", "http"},
+			[]string{"flag -http-port: ports.http: want a whole number"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			var path string
+			if tt.file != "" {
+				path = writeFile(t, filepath.Join(t.TempDir(), tt.file), tt.content)
+				args = append([]string{"-config-file", path}, args...)
+			}
+			_, err := load(tt.mode, parseFlags(t, args...), testHost())
+			if err == nil {
+				t.Fatal("load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				w = strings.ReplaceAll(w, "FILE", path)
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadDir_AllErrors(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, filepath.Join(dir, "a.hcl"), "data_dir = \"/d\"\nbogus = 1\nbind_addr = \"x\"\n")
+	b := writeFile(t, filepath.Join(dir, "b.json"), "{\n  \"server\": true,\n  \"bootstrap_expect\": -2\n}")
+	c := writeFile(t, filepath.Join(dir, "c.hcl"), "node_name = \n")
+
+	_, err := LoadDir(dir)
+	if err == nil {
+		t.Fatal("LoadDir succeeded, want errors")
+	}
+	for _, w := range []string{
+		a + ":2: bogus: unknown key",
+		a + ":3: bind_addr:",
+		b + ":3: bootstrap_expect: must be 0 or more",
+		c + ":1: ",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\ndoes not contain %q", err, w)
+		}
+	}
+}
+
+func TestLoadDir_Valid(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "server.hcl"), "server = true\nbootstrap_expect = 3\ndata_dir = \"/d\"\n")
+	got, err := loadDir(dir, testHost())
+	if err != nil {
+		t.Fatalf("LoadDir: %v", err)
+	}
+	if got.Mode != ModeServer || got.BootstrapExpect != 3 {
+		t.Errorf("got mode %v, bootstrap_expect %d; want server, 3", got.Mode, got.BootstrapExpect)
+	}
+}
+
+func TestLoad_NilFlags(t *testing.T) {
+	got, err := load(ModeDev, nil, testHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if got.DataDir != "" || !got.Server {
+		t.Errorf("dev defaults: data dir %q, server %v", got.DataDir, got.Server)
+	}
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Flags holds the command-line flags registered by RegisterFlags. Only
+// flags the user gave override the config files.
+type Flags struct {
+	// sources lists -config-dir and -config-file values in command-line
+	// order; they are read in that order.
+	sources []configSource
+	values  []*flagValue
+}
+
+type configSource struct {
+	path string
+	dir  bool
+}
+
+// flagNames maps Consul's flag names to config keys.
+var flagNames = []struct{ flag, key, usage string }{
+	{"bind", "bind_addr", "address for cluster traffic (server RPC, serf)"},
+	{"advertise", "advertise_addr", "address other nodes use to reach this one"},
+	{"client", "client_addr", "address the HTTP and DNS servers bind to"},
+	{"http-port", "ports.http", "HTTP API port"},
+	{"dns-port", "ports.dns", "DNS port (-1 disables)"},
+	{"server-port", "ports.server", "server RPC port"},
+	{"serf-lan-port", "ports.serf_lan", "serf LAN gossip port"},
+	{"grpc-port", "ports.grpc", "xDS gRPC port (-1 disables)"},
+	{"data-dir", "data_dir", "directory for persistent state"},
+	{"node", "node_name", "node name (a DNS label)"},
+	{"datacenter", "datacenter", "datacenter name (a DNS label)"},
+	{"bootstrap-expect", "bootstrap_expect", "number of servers to wait for before bootstrapping"},
+	{"retry-join", "retry_join", "address of a server to join, host or host:port (repeatable)"},
+	{"retry-interval", "retry_interval", "time between join attempts, e.g. 30s"},
+	{"log-level", "log_level", "debug, info, warn or error"},
+}
+
+// RegisterFlags registers Consul's configuration flags on fs and returns
+// the Flags that Load reads after fs.Parse.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{}
+	fs.Var(sourceFlag{f, true}, "config-dir", "directory of *.hcl and *.json config files, read in lexical order (repeatable)")
+	fs.Var(sourceFlag{f, false}, "config-file", "config file, .hcl or .json (repeatable)")
+	for _, n := range flagNames {
+		v := &flagValue{name: n.flag, key: n.key}
+		f.values = append(f.values, v)
+		fs.Var(v, n.flag, n.usage)
+	}
+	return f
+}
+
+// sourceFlag appends -config-dir and -config-file values to one list so
+// that their command-line order is kept.
+type sourceFlag struct {
+	f   *Flags
+	dir bool
+}
+
+func (s sourceFlag) String() string { return "" }
+
+func (s sourceFlag) Set(v string) error {
+	s.f.sources = append(s.f.sources, configSource{path: v, dir: s.dir})
+	return nil
+}
+
+// flagValue records the raw values of one flag; Load parses them so that
+// their errors read like those of config files ("flag -bind: bind_addr: ...").
+type flagValue struct {
+	name, key string
+	vals      []string // every value given, in order
+}
+
+func (v *flagValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return strings.Join(v.vals, ",")
+}
+
+func (v *flagValue) Set(s string) error {
+	v.vals = append(v.vals, s)
+	return nil
+}
+
+// apply overrides b's values with the flags the user gave.
+func (f *Flags) apply(b *builder) {
+	for _, v := range f.values {
+		if len(v.vals) == 0 {
+			continue
+		}
+		where := "flag -" + v.name
+		for _, fl := range fields {
+			if fl.key != v.key {
+				continue
+			}
+			if err := assignFlag(fl.ptr(&b.cfg), v.vals); err != nil {
+				b.errs = append(b.errs, keyErr(where, v.key, "%v", err))
+				continue
+			}
+			b.src[v.key] = where
+			if v.key == "retry_join" {
+				b.joinSrc = make([]string, len(v.vals))
+				for i := range b.joinSrc {
+					b.joinSrc[i] = where
+				}
+			}
+		}
+	}
+}
+
+// assignFlag stores a flag's values in ptr: all of them for a list, the
+// last one otherwise.
+func assignFlag(ptr any, vals []string) error {
+	s := vals[len(vals)-1]
+	switch p := ptr.(type) {
+	case *[]string:
+		*p = append([]string(nil), vals...)
+	case *string:
+		*p = s
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", s)
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: want e.g. \"30s\" or \"1m\"", s)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("internal error: no flag parser for %T", ptr)
+	}
+	return nil
+}

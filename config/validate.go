@@ -1,0 +1,178 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// validate checks the merged values, normalizes log_level and retry_join,
+// and appends an error for every bad value, naming where it was set.
+func (b *builder) validate() {
+	c := &b.cfg
+	check := func(key string, err error) {
+		if err != nil {
+			b.errs = append(b.errs, keyErr(b.src[key], key, "%v", err))
+		}
+	}
+
+	switch {
+	case c.Mode == ModeAgent && c.Server:
+		check("server", fmt.Errorf("true, but the mode is agent; run a server in server mode"))
+	case c.Mode != ModeAgent && !c.Server:
+		check("server", fmt.Errorf("false, but the mode is %s", c.Mode))
+	}
+	check("node_name", dnsLabel(c.NodeName))
+	check("datacenter", dnsLabel(c.Datacenter))
+	if c.DataDir == "" && c.Mode != ModeDev {
+		check("data_dir", fmt.Errorf("required in %s mode: set data_dir in a config file or use -data-dir", c.Mode))
+	}
+
+	level, err := logLevel(c.LogLevel)
+	check("log_level", err)
+	c.LogLevel = level
+
+	check("bind_addr", ipAddr(c.BindAddr))
+	check("client_addr", ipAddr(c.ClientAddr))
+	if c.AdvertiseAddr != "" {
+		err := ipAddr(c.AdvertiseAddr)
+		if ip, perr := netip.ParseAddr(c.AdvertiseAddr); perr == nil && ip.IsUnspecified() {
+			err = fmt.Errorf("%s is unspecified; advertise an address other nodes can reach", c.AdvertiseAddr)
+		}
+		check("advertise_addr", err)
+	}
+
+	b.validatePorts()
+
+	switch {
+	case c.BootstrapExpect < 0:
+		check("bootstrap_expect", fmt.Errorf("must be 0 or more, got %d", c.BootstrapExpect))
+	case !c.Server && c.BootstrapExpect != 0:
+		check("bootstrap_expect", fmt.Errorf("only a server may set it; the mode is %s", c.Mode))
+	case c.Mode == ModeDev && c.BootstrapExpect != 1:
+		check("bootstrap_expect", fmt.Errorf("dev mode runs one server, so it must be 1, got %d", c.BootstrapExpect))
+	}
+
+	for i, entry := range c.RetryJoin {
+		addr, err := joinAddr(entry, c.Ports.Server)
+		if err != nil {
+			where := b.src["retry_join"]
+			if i < len(b.joinSrc) {
+				where = b.joinSrc[i]
+			}
+			b.errs = append(b.errs, keyErr(where, fmt.Sprintf("retry_join[%d]", i), "%v", err))
+			continue
+		}
+		c.RetryJoin[i] = addr
+	}
+
+	if c.RetryInterval <= 0 {
+		check("retry_interval", fmt.Errorf("must be positive, got %s", c.RetryInterval))
+	}
+}
+
+func (b *builder) validatePorts() {
+	p := b.cfg.Ports
+	ports := []struct {
+		key      string
+		port     int
+		disables bool // -1 turns the listener off
+	}{
+		{"ports.http", p.HTTP, false},
+		{"ports.dns", p.DNS, true},
+		{"ports.server", p.Server, false},
+		{"ports.serf_lan", p.SerfLAN, false},
+		{"ports.grpc", p.GRPC, true},
+	}
+	used := map[int]string{} // port -> key
+	for _, q := range ports {
+		switch {
+		case q.disables && q.port == -1:
+			continue
+		case q.port < 1 || q.port > 65535:
+			want := "1..65535"
+			if q.disables {
+				want += ", or -1 to disable"
+			}
+			b.errs = append(b.errs, keyErr(b.src[q.key], q.key, "port %d out of range (want %s)", q.port, want))
+			continue
+		}
+		if other, dup := used[q.port]; dup {
+			also := other
+			if w := b.src[other]; w != "" {
+				also += " at " + w
+			}
+			b.errs = append(b.errs, keyErr(b.src[q.key], q.key, "port %d is also used by %s", q.port, also))
+			continue
+		}
+		used[q.port] = q.key
+	}
+}
+
+func dnsLabel(s string) error {
+	if !catalog.ValidDNSLabel(s) {
+		return fmt.Errorf("%q is not a valid DNS label (letters, digits and '-', at most 63, not starting or ending with '-')", s)
+	}
+	return nil
+}
+
+func ipAddr(s string) error {
+	if _, err := netip.ParseAddr(s); err != nil {
+		return fmt.Errorf("%q is not an IP address", s)
+	}
+	return nil
+}
+
+// logLevel normalizes a log level; it accepts Consul's spellings too.
+func logLevel(s string) (string, error) {
+	switch l := strings.ToLower(s); l {
+	case "debug", "info", "warn", "error":
+		return l, nil
+	case "trace":
+		return "debug", nil
+	case "warning":
+		return "warn", nil
+	}
+	return "", fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
+}
+
+// joinAddr checks a retry_join entry, "host" or "host:port" (IPv6 as
+// "[addr]:port" or a bare address), and returns it as host:port.
+func joinAddr(s string, defaultPort int) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(ip.String(), strconv.Itoa(defaultPort)), nil
+	}
+	host, port := s, strconv.Itoa(defaultPort)
+	if strings.Contains(s, ":") {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", fmt.Errorf("%q is not host or host:port", s)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q: port %q is not in 1..65535", s, p)
+		}
+		host, port = h, p
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !catalog.ValidDNSLabel(label) {
+			return false
+		}
+	}
+	return true
+}

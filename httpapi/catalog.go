@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/warren-mesh/warren/api"
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// register handles PUT /v1/catalog/register. The registration is normalized
+// and validated here, so a bad one is answered 400 without reaching the
+// backend.
+func (h *handler) register(w http.ResponseWriter, r *http.Request) {
+	var in api.CatalogRegistration
+	if err := h.decodeWrite(w, r, &in, func() string { return in.Datacenter }); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	reg := toRegistration(&in, h.dc)
+	reg.Normalize()
+	if err := reg.Validate(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.backend.Register(r.Context(), reg); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.writeJSON(w, r, true)
+}
+
+// deregister handles PUT /v1/catalog/deregister.
+func (h *handler) deregister(w http.ResponseWriter, r *http.Request) {
+	var in api.CatalogDeregistration
+	if err := h.decodeWrite(w, r, &in, func() string { return in.Datacenter }); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d := &catalog.Deregistration{Node: in.Node, ServiceID: in.ServiceID, CheckID: in.CheckID}
+	if err := d.Validate(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.backend.Deregister(r.Context(), d); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.writeJSON(w, r, true)
+}
+
+// decodeWrite decodes a write's body and checks both places a datacenter
+// may be named: ?dc and the body's Datacenter field (read by bodyDC after
+// decoding).
+func (h *handler) decodeWrite(w http.ResponseWriter, r *http.Request, v any, bodyDC func() string) error {
+	if err := checkDatacenter(r.URL.Query().Get("dc"), h.dc); err != nil {
+		return err
+	}
+	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	return checkDatacenter(bodyDC(), h.dc)
+}
+
+func (h *handler) datacenters(*http.Request) (any, error) {
+	return []string{h.dc}, nil
+}
+
+func (h *handler) nodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	nodes, meta, err := h.backend.Nodes(r.Context(), q, nodeMetaFilter(r.URL.Query()))
+	return mapSlice(nodes, fromNode), meta, err
+}
+
+func (h *handler) services(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	services, meta, err := h.backend.Services(r.Context(), q, nodeMetaFilter(r.URL.Query()))
+	out := make(map[string][]string, len(services))
+	for name, tags := range services {
+		out[name] = emptyIfNil(tags)
+	}
+	return out, meta, err
+}
+
+func (h *handler) serviceNodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	v := r.URL.Query()
+	rows, meta, err := h.backend.ServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"])
+	filter := nodeMetaFilter(v)
+	rows = slices.DeleteFunc(rows, func(sn catalog.ServiceNode) bool { return !matchesMeta(sn.Node, filter) })
+	return mapSlice(rows, fromServiceNode), meta, err
+}
+
+// nodeServices answers null for an unknown node, with 200, as Consul does.
+func (h *handler) nodeServices(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	node, services, meta, err := h.backend.NodeServices(r.Context(), q, r.PathValue("node"))
+	if node == nil {
+		return nil, meta, err
+	}
+	out := &api.CatalogNode{Node: fromNode(node), Services: make(map[string]*api.AgentService, len(services))}
+	for _, s := range services {
+		out.Services[s.ID] = fromService(s)
+	}
+	return out, meta, err
+}
+
+// nodeServiceList answers {"Node": null, "Services": []} for an unknown
+// node, as Consul does.
+func (h *handler) nodeServiceList(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	node, services, meta, err := h.backend.NodeServices(r.Context(), q, r.PathValue("node"))
+	return &api.CatalogNodeServiceList{Node: fromNode(node), Services: mapSlice(services, fromService)}, meta, err
+}
+
+func (h *handler) healthService(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	v := r.URL.Query()
+	passing, err := boolParam(v, catalog.HealthPassing)
+	if err != nil {
+		return nil, catalog.QueryMeta{}, err
+	}
+	rows, meta, err := h.backend.CheckServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"], passing)
+	filter := nodeMetaFilter(v)
+	rows = slices.DeleteFunc(rows, func(csn catalog.CheckServiceNode) bool { return !matchesMeta(csn.Node, filter) })
+	return mapSlice(rows, fromCheckServiceNode), meta, err
+}
+
+func (h *handler) serviceChecks(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return checks(h.backend.ServiceChecks(r.Context(), q, r.PathValue("service")))
+}
+
+func (h *handler) nodeChecks(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return checks(h.backend.NodeChecks(r.Context(), q, r.PathValue("node")))
+}
+
+func (h *handler) checksInState(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	state := r.PathValue("state")
+	switch state {
+	case catalog.HealthAny, catalog.HealthPassing, catalog.HealthWarning, catalog.HealthCritical:
+	default:
+		return nil, catalog.QueryMeta{}, badRequest("state: %q is not one of any, passing, warning, critical", state)
+	}
+	return checks(h.backend.ChecksInState(r.Context(), q, state))
+}
+
+// checks converts the answer of every check-list read.
+func checks(cs []*catalog.Check, meta catalog.QueryMeta, err error) (any, catalog.QueryMeta, error) {
+	return mapSlice(cs, fromCheck), meta, err
+}

@@ -1,0 +1,300 @@
+// Package httpapi serves Warren's HTTP API in Consul's v1 wire format: it
+// decodes a request, calls the Backend, and encodes the answer. It holds no
+// business logic; validation lives in catalog and the work in the Backend.
+// Only the agent wires it; it imports catalog and api.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/warren-mesh/warren/api"
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// Body limits. Snapshots are whole-state archives and get their own limit.
+const (
+	maxBodyBytes     = 1 << 20
+	maxSnapshotBytes = 1 << 30
+)
+
+// Config is what the HTTP API needs.
+type Config struct {
+	Backend Backend
+	// Logger gets a debug line per request and an error line per failure
+	// the client did not cause. Nil discards.
+	Logger *slog.Logger
+	// Datacenter is ours; a request naming another gets "No path to
+	// datacenter". Empty means "dc1".
+	Datacenter string
+}
+
+type handler struct {
+	backend Backend
+	log     *slog.Logger
+	dc      string
+}
+
+// New returns the handler of every /v1 route. Unknown paths get 404 and a
+// known path with the wrong method 405 (with an Allow header).
+func New(cfg Config) http.Handler {
+	h := &handler{backend: cfg.Backend, log: cfg.Logger, dc: cfg.Datacenter}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.dc == "" {
+		h.dc = "dc1"
+	}
+	mux := http.NewServeMux()
+	for pattern, fn := range map[string]http.HandlerFunc{
+		"PUT /v1/catalog/register":             h.register,
+		"PUT /v1/catalog/deregister":           h.deregister,
+		"GET /v1/catalog/datacenters":          h.info(h.datacenters),
+		"GET /v1/catalog/nodes":                h.query(h.nodes),
+		"GET /v1/catalog/services":             h.query(h.services),
+		"GET /v1/catalog/service/{name}":       h.query(h.serviceNodes),
+		"GET /v1/catalog/node/{node}":          h.query(h.nodeServices),
+		"GET /v1/catalog/node-services/{node}": h.query(h.nodeServiceList),
+		"GET /v1/health/service/{name}":        h.query(h.healthService),
+		"GET /v1/health/checks/{service}":      h.query(h.serviceChecks),
+		"GET /v1/health/node/{node}":           h.query(h.nodeChecks),
+		"GET /v1/health/state/{state}":         h.query(h.checksInState),
+		"GET /v1/status/leader":                h.info(h.leader),
+		"GET /v1/status/peers":                 h.info(h.peers),
+		"GET /v1/agent/self":                   h.info(h.self),
+		"GET /v1/operator/raft/configuration":  h.info(h.raftConfiguration),
+		"DELETE /v1/operator/raft/peer":        h.removePeer,
+		"GET /v1/snapshot":                     h.snapshotSave,
+		"PUT /v1/snapshot":                     h.snapshotRestore,
+	} {
+		mux.HandleFunc(pattern, fn)
+	}
+	return h.logRequests(mux)
+}
+
+// queryFunc answers a blocking read: the body to encode and the meta that
+// becomes the X-Consul-* headers.
+type queryFunc func(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error)
+
+// query wraps a blocking read: parse the query options, call fn, set the
+// meta headers, encode.
+func (h *handler) query(fn queryFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := parseQueryOptions(r, h.dc)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		body, meta, err := fn(r, q)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		setQueryMeta(w.Header(), meta, q.Consistency)
+		h.writeJSON(w, r, body)
+	}
+}
+
+// info wraps a read that is not a catalog query (status, agent, operator):
+// options are still checked (dc, stale with consistent) but there is no index
+// to report, so, like Consul, no X-Consul-Index header.
+func (h *handler) info(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := parseQueryOptions(r, h.dc); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		body, err := fn(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.writeJSON(w, r, body)
+	}
+}
+
+// httpError is an error with the status and one-line body it is answered
+// with; request parsing returns them.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{code: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps an error to its status and one-line body. unexpected marks
+// the errors that are ours, not the client's, and deserve an error log line.
+func statusOf(err error) (code int, msg string, unexpected bool) {
+	var he *httpError
+	var fe *catalog.FieldError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.code, he.msg, false
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooBig.Limit), false
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, fe.Error(), false
+	case errors.Is(err, catalog.ErrInvalid):
+		return http.StatusBadRequest, err.Error(), false
+	case errors.Is(err, catalog.ErrNoLeader):
+		return http.StatusServiceUnavailable, "No cluster leader", false
+	case errors.Is(err, catalog.ErrNotFound):
+		return http.StatusNotFound, err.Error(), false
+	case errors.Is(err, catalog.ErrUnknownDatacenter):
+		// Consul's status and words for a datacenter it cannot reach.
+		return http.StatusInternalServerError, "No path to datacenter", false
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "Timed out waiting for the cluster", true
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this.
+		return 499, "Client closed request", false
+	}
+	return http.StatusInternalServerError, err.Error(), true
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg, unexpected := statusOf(err)
+	if unexpected {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.Pattern),
+			slog.Int("status", code), slog.Any("error", err))
+	}
+	msg = strings.Join(strings.Fields(msg), " ") // one line, whatever the backend said
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+// writeJSON encodes body whole before writing, so an encoding failure can
+// still become a 500.
+func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// decodeJSON reads a JSON body of at most maxBodyBytes into v. Unknown
+// fields are ignored, as Consul does: clients send fields we do not
+// implement. Errors name the field when there is one.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	err := dec.Decode(v)
+	if err == nil {
+		// One JSON value and nothing after it; "{}{...}" is a mistake.
+		if err = dec.Decode(new(json.RawMessage)); err == io.EOF {
+			return nil
+		} else if err == nil {
+			return badRequest("body: unexpected data after the JSON value")
+		}
+	}
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return badRequest("%s: expected %s, got JSON %s", field, jsonKind(typeErr.Type), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return badRequest("body: malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case err == io.EOF:
+		return badRequest("body: missing, expected a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("body: malformed JSON: unexpected end of input")
+	}
+	return err // *http.MaxBytesError, or a read error
+}
+
+// jsonKind names what a Go type looks like in JSON, for error messages
+// that a client's author can act on without knowing our Go types.
+func jsonKind(t reflect.Type) string {
+	if t == reflect.TypeFor[api.Duration]() {
+		return `a duration such as "10s"`
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
+}
+
+// statusRecorder remembers the status for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// deadlines) through the recorder.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests logs each request at debug level by its route pattern, never
+// its raw URL or headers: tokens travel in both.
+func (h *handler) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		pattern := r.Pattern // set by the mux; empty for 404 and 405
+		if pattern == "" {
+			pattern = "(unmatched)"
+		}
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+			slog.String("method", r.Method), slog.String("path", pattern),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// emptyIfNil makes a nil slice encode as [] rather than null, as Consul's
+// list endpoints do.
+func emptyIfNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/warren-mesh/warren/rpc/pb"
+)
+
+// MaxMessageSize bounds one RPC message; snapshots travel in one message.
+const MaxMessageSize = 512 << 20
+
+// Pool keeps one gRPC connection per server address.
+type Pool struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewPool returns an empty pool. Close it to release its connections.
+func NewPool() *Pool { return &Pool{conns: map[string]*grpc.ClientConn{}} }
+
+func (p *Pool) client(addr string) (pb.ServerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return nil, fmt.Errorf("rpc pool is closed")
+	}
+	if c, ok := p.conns[addr]; ok {
+		return pb.NewServerClient(c), nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return pb.NewServerClient(c), nil
+}
+
+// Call runs method on the server at addr, with req and reply as JSON.
+func (p *Pool) Call(ctx context.Context, addr, method string, req, reply any) error {
+	c, err := p.client(addr)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", method, err)
+	}
+	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body})
+	if err != nil {
+		return FromStatus(err)
+	}
+	if err := json.Unmarshal(out.Body, reply); err != nil {
+		return fmt.Errorf("decode %s reply: %w", method, err)
+	}
+	return nil
+}
+
+// Join sends our server info to the server at addr.
+func (p *Pool) Join(ctx context.Context, addr string, self *pb.ServerInfo) (*pb.JoinReply, error) {
+	c, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := c.Join(ctx, &pb.JoinRequest{Self: self})
+	if err != nil {
+		return nil, FromStatus(err)
+	}
+	return reply, nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}

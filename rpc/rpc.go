@@ -1,0 +1,96 @@
+// Package rpc is the server-to-server protocol: the gRPC service in pb/
+// (generated, committed; `make generate`), the request and reply types of
+// its Call method, error mapping across the wire, and a pooled client.
+// It imports only catalog; server imports it.
+package rpc
+
+import (
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// Methods of Server.Call.
+const (
+	MethodRegister          = "Catalog.Register"
+	MethodDeregister        = "Catalog.Deregister"
+	MethodNodes             = "Catalog.Nodes"
+	MethodServices          = "Catalog.Services"
+	MethodServiceNodes      = "Catalog.ServiceNodes"
+	MethodNodeServices      = "Catalog.NodeServices"
+	MethodCheckServiceNodes = "Health.ServiceNodes"
+	MethodServiceChecks     = "Health.ServiceChecks"
+	MethodNodeChecks        = "Health.NodeChecks"
+	MethodChecksInState     = "Health.ChecksInState"
+	MethodRaftConfiguration = "Operator.RaftConfiguration"
+	MethodRemovePeer        = "Operator.RemovePeer"
+	MethodSnapshotSave      = "Snapshot.Save"
+	MethodSnapshotRestore   = "Snapshot.Restore"
+)
+
+// RegisterRequest carries a catalog registration to the leader.
+type RegisterRequest struct {
+	Registration catalog.Registration
+}
+
+// DeregisterRequest carries a catalog deregistration to the leader.
+type DeregisterRequest struct {
+	Deregistration catalog.Deregistration
+}
+
+// Empty is the reply of calls that return nothing.
+type Empty struct{}
+
+// ReadRequest is the request of every catalog and health read; each method
+// uses the fields it needs.
+type ReadRequest struct {
+	Options     catalog.QueryOptions
+	NodeMeta    map[string]string `json:",omitempty"`
+	Service     string            `json:",omitempty"`
+	Tags        []string          `json:",omitempty"`
+	Node        string            `json:",omitempty"`
+	State       string            `json:",omitempty"`
+	PassingOnly bool              `json:",omitempty"`
+}
+
+// ReadReply is the reply of every catalog and health read; each method
+// fills the fields of its result.
+type ReadReply struct {
+	Meta              catalog.QueryMeta
+	Nodes             []*catalog.Node            `json:",omitempty"`
+	Services          map[string][]string        `json:",omitempty"`
+	ServiceNodes      []catalog.ServiceNode      `json:",omitempty"`
+	Node              *catalog.Node              `json:",omitempty"`
+	NodeServices      []*catalog.Service         `json:",omitempty"`
+	CheckServiceNodes []catalog.CheckServiceNode `json:",omitempty"`
+	Checks            []*catalog.Check           `json:",omitempty"`
+}
+
+// RaftServer is one member of the Raft configuration.
+type RaftServer struct {
+	ID      string
+	Node    string
+	Address string
+	Leader  bool
+	Voter   bool
+}
+
+// RaftConfigurationReply is the Raft configuration as the leader sees it.
+type RaftConfigurationReply struct {
+	Servers []RaftServer
+	Index   uint64
+}
+
+// RemovePeerRequest removes a server by ID or by address.
+type RemovePeerRequest struct {
+	ID      string
+	Address string
+}
+
+// SnapshotReply carries a snapshot archive.
+type SnapshotReply struct {
+	Data []byte
+}
+
+// SnapshotRestoreRequest carries a snapshot archive to restore.
+type SnapshotRestoreRequest struct {
+	Data []byte
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/google/uuid"
+)
+
+// dataDirMeta is what a server records about itself in its data dir, so
+// that a data dir is never silently reused for another node, datacenter or
+// cluster.
+type dataDirMeta struct {
+	NodeID     string `json:"node_id"`
+	Datacenter string `json:"datacenter"`
+	ClusterID  string `json:"cluster_id,omitempty"`
+}
+
+const metaFile = "server.json"
+
+// openDataDir creates the data dir if needed, takes its lock (one process
+// per data dir) and loads or creates its metadata.
+func openDataDir(dir, datacenter string) (*dataDirMeta, *os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, nil, fmt.Errorf("data dir %s is in use by another warren process", dir)
+	}
+	path := filepath.Join(dir, metaFile)
+	var m dataDirMeta
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m = dataDirMeta{NodeID: uuid.NewString(), Datacenter: datacenter}
+		if err := writeFileAtomic(path, mustJSON(m)); err != nil {
+			_ = lock.Close()
+			return nil, nil, err
+		}
+	case err != nil:
+		_ = lock.Close()
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(b, &m); err != nil || m.NodeID == "" {
+			_ = lock.Close()
+			return nil, nil, fmt.Errorf("%s is corrupt (not a warren data dir?): cannot read node ID", path)
+		}
+		if _, err := uuid.Parse(m.NodeID); err != nil {
+			_ = lock.Close()
+			return nil, nil, fmt.Errorf("%s is corrupt: node ID %q is not a UUID", path, m.NodeID)
+		}
+		if m.Datacenter != datacenter {
+			_ = lock.Close()
+			return nil, nil, fmt.Errorf("data dir %s belongs to datacenter %q, not %q: use another data dir or the right -datacenter", dir, m.Datacenter, datacenter)
+		}
+	}
+	return &m, lock, nil
+}
+
+func (m *dataDirMeta) save(dir string) error {
+	return writeFileAtomic(filepath.Join(dir, metaFile), mustJSON(m))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+// writeFileAtomic writes data to path so that a crash leaves either the old
+// file or the new one: temp file, fsync, rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
