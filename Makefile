@@ -3,7 +3,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/warren-mesh/warren/cli.Version=$(VERSION) -X github.com/warren-mesh/warren/cli.Commit=$(COMMIT)
-STATICCHECK_VERSION := 2026.1
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build dev test unit e2e lint generate check-generate bench fuzz
 

@@ -5,9 +5,9 @@ package catalog
 
 // Health statuses of a check, as Consul spells them.
 const (
-	HealthPassing     = "passing"
-	HealthWarning     = "warning"
-	HealthCritical    = "critical"
+	HealthPassing  = "passing"
+	HealthWarning  = "warning"
+	HealthCritical = "critical"
 	// HealthAny is a query value only: checks in every state.
 	HealthAny = "any"
 )

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -180,5 +182,68 @@ func TestSnapshotRestoreAboveJSONLimit(t *testing.T) {
 	resp, body := do(t, "PUT", srv.URL+"/v1/snapshot", big)
 	if resp.StatusCode != 200 || len(f.snapshot) != len(big) {
 		t.Fatalf("restore: %d %q, stored %d bytes", resp.StatusCode, body, len(f.snapshot))
+	}
+}
+
+// FuzzDecodeRegistration feeds arbitrary bodies to the register endpoint:
+// it must never panic, must answer 200 or a client error, and must write to
+// the backend only what passes validation.
+func FuzzDecodeRegistration(f *testing.F) {
+	for _, seed := range []string{
+		`{` + validNode + `}`,
+		`{` + validNode + `,"Service":{"Service":"web","Tags":["a"],"Port":80,"TaggedAddresses":{"lan":{"Address":"10.0.0.1","Port":80}}}}`,
+		`{` + validNode + `,"Check":{"Name":"c","Status":"passing","Definition":{"Interval":"10s","Timeout":1000000}},"Checks":[{"Name":"d"}]}`,
+		`{"Node":"","Checks":[null]}`,
+		`{"Node":7}`,
+		`[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fb := newFakeBackend()
+		h := New(Config{Backend: fb})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/catalog/register", bytes.NewReader(body)))
+		switch rec.Code {
+		case 200:
+			if fb.Writes() != 1 {
+				t.Fatalf("200 with %d writes", fb.Writes())
+			}
+		case 400, 413, 500:
+			if fb.Writes() != 0 {
+				t.Fatalf("%d %q with %d writes", rec.Code, rec.Body, fb.Writes())
+			}
+			if rec.Code == 500 && !strings.Contains(rec.Body.String(), "No path to datacenter") {
+				t.Fatalf("500 %q", rec.Body)
+			}
+		default:
+			t.Fatalf("status %d %q", rec.Code, rec.Body)
+		}
+	})
+}
+
+// failingSnapshot writes part of a snapshot and then fails.
+type failingSnapshot struct{ *fakeBackend }
+
+func (failingSnapshot) SnapshotSave(_ context.Context, w io.Writer) error {
+	w.Write(make([]byte, 64<<10)) // past the server's buffer, so the headers are out
+	return errors.New("disk read failed")
+}
+
+// A snapshot that fails after its first byte must not look complete: the
+// connection is aborted so the client sees an error, not a short archive.
+func TestSnapshotFailsMidStream(t *testing.T) {
+	srv := httptest.NewServer(New(Config{Backend: failingSnapshot{newFakeBackend()}}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("reading a failed snapshot stream succeeded")
 	}
 }

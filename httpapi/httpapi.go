@@ -165,6 +165,9 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 	return http.StatusInternalServerError, err.Error(), true
 }
 
+// oneLine keeps error bodies to one line.
+var oneLine = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg, unexpected := statusOf(err)
 	if unexpected {
@@ -172,7 +175,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("method", r.Method), slog.String("path", r.Pattern),
 			slog.Int("status", code), slog.Any("error", err))
 	}
-	msg = strings.Join(strings.Fields(msg), " ") // one line, whatever the backend said
+	msg = oneLine.Replace(msg) // whatever the backend said
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/warren-mesh/warren/rpc/pb"
@@ -35,6 +37,11 @@ func (p *Pool) client(addr string) (pb.ServerClient, error) {
 	}
 	c, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Servers come and go; reconnect quickly once a peer is back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 	)
 	if err != nil {
@@ -64,17 +71,16 @@ func (p *Pool) Call(ctx context.Context, addr, method string, req, reply any) er
 	return nil
 }
 
-// Join sends our server info to the server at addr.
+// Join sends our server info to the server at addr. Errors are gRPC
+// status errors.
 func (p *Pool) Join(ctx context.Context, addr string, self *pb.ServerInfo) (*pb.JoinReply, error) {
 	c, err := p.client(addr)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := c.Join(ctx, &pb.JoinRequest{Self: self})
-	if err != nil {
-		return nil, FromStatus(err)
-	}
-	return reply, nil
+	// The caller reads the gRPC status: FailedPrecondition means the
+	// receiver belongs to another cluster.
+	return c.Join(ctx, &pb.JoinRequest{Self: self})
 }
 
 // Close closes every connection.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,15 +88,30 @@ func call[Req, Reply any](ctx context.Context, s *Server, method string, req *Re
 		}
 		return out.(*Reply), nil
 	}
-	addr, err := s.waitLeader(ctx)
-	if err != nil {
-		return nil, err
+	// Every catalog write is idempotent (an upsert or a delete), so a
+	// request that may or may not have reached a leader that went away is
+	// safe to send again, as Consul's RPC hold does.
+	hold := time.Now().Add(leaderWait)
+	for {
+		addr, err := s.waitLeader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var reply Reply
+		err = s.pool.Call(ctx, addr, method, req, &reply)
+		if err == nil {
+			return &reply, nil
+		}
+		if !errors.Is(err, catalog.ErrNoLeader) || time.Now().After(hold) {
+			return nil, err
+		}
+		s.log.Debug("forward to leader failed; retrying", "method", method, "leader", addr, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	var reply Reply
-	if err := s.pool.Call(ctx, addr, method, req, &reply); err != nil {
-		return nil, err
-	}
-	return &reply, nil
 }
 
 // waitLeader returns the leader's address, waiting through an election.

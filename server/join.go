@@ -50,6 +50,20 @@ func (s *Server) inConfiguration() bool {
 // other. A single server with bootstrap_expect 1 bootstraps at once.
 func (s *Server) joinLoop(ctx context.Context) error {
 	targets := append([]string(nil), s.cfg.RetryJoin...)
+	if s.inConfiguration() {
+		// Restarted with state: still ask the servers we were told to
+		// join once, so that a data dir of another cluster is refused
+		// rather than run as a separate cluster beside them.
+		for _, addr := range targets {
+			if addr == s.cfg.AdvertiseAddr {
+				continue
+			}
+			if _, err := s.joinOne(ctx, addr); errors.Is(err, errOtherCluster) {
+				return err
+			}
+		}
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		if s.inConfiguration() {
 			if attempt > 0 {

@@ -63,18 +63,18 @@ type RaftTimings struct {
 
 // Server is one control-plane server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	meta   *dataDirMeta
-	lock   *os.File
-	store  *state.Store
-	fsm    *fsm.FSM
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
-	bolt   *raftboltdb.BoltStore
-	mux    *mux
-	grpc   *grpc.Server
-	pool   *rpc.Pool
+	cfg   Config
+	log   *slog.Logger
+	meta  *dataDirMeta
+	lock  *os.File
+	store *state.Store
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	mux   *mux
+	grpc  *grpc.Server
+	pool  *rpc.Pool
 	// bootOK is true when raft had state at start or we bootstrapped.
 	bootOK atomic.Bool
 	// metaMu guards meta.ClusterID, the one field that changes.

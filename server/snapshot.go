@@ -107,8 +107,12 @@ func (s *Server) localSnapshotRestore(_ context.Context, req *rpc.SnapshotRestor
 	if err != nil {
 		return nil, err
 	}
-	meta := &raft.SnapshotMeta{Index: hdr.Index, Term: hdr.Term, Version: raft.SnapshotVersionMax}
-	if err := s.raft.Restore(meta, body, 0); err != nil {
+	state, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read snapshot: %v", catalog.ErrInvalid, err)
+	}
+	meta := &raft.SnapshotMeta{Index: hdr.Index, Term: hdr.Term, Version: raft.SnapshotVersionMax, Size: int64(len(state))}
+	if err := s.raft.Restore(meta, bytes.NewReader(state), 0); err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
 	s.log.Info("restored snapshot", "from_index", hdr.Index, "cluster_id", hdr.ClusterID)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +46,6 @@ func (n *Node) Running() bool { return n.Server != nil }
 // Cluster is a set of servers that retry_join each other.
 type Cluster struct {
 	t     testing.TB
-	mu    sync.Mutex
 	Nodes []*Node
 }
 
