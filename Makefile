@@ -29,7 +29,7 @@ check-generate: generate
 	git diff --exit-code -- rpc/pb
 
 test: lint build
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m -p 2 ./...
 
 bench: build
 	$(GO) run ./bench -warren ./bin/warren
