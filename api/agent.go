@@ -1,0 +1,60 @@
+package api
+
+// AgentServiceRegistration is the body of PUT /v1/agent/service/register
+// and the shape of a service definition in a config file.
+type AgentServiceRegistration struct {
+	Kind              string                    `json:",omitempty"`
+	ID                string                    `json:",omitempty"`
+	Name              string                    `json:",omitempty"`
+	Tags              []string                  `json:",omitempty"`
+	Port              int                       `json:",omitempty"`
+	Address           string                    `json:",omitempty"`
+	TaggedAddresses   map[string]ServiceAddress `json:",omitempty"`
+	EnableTagOverride bool                      `json:",omitempty"`
+	Meta              map[string]string         `json:",omitempty"`
+	Weights           *Weights                  `json:",omitempty"`
+	Check             *AgentServiceCheck        `json:",omitempty"`
+	Checks            []*AgentServiceCheck      `json:",omitempty"`
+}
+
+// AgentServiceCheck is a check definition, inside a service registration
+// or on its own (PUT /v1/agent/check/register, with ServiceID). Durations
+// are Go duration strings ("10s"), as Consul takes them.
+type AgentServiceCheck struct {
+	CheckID                        string              `json:",omitempty"`
+	Name                           string              `json:",omitempty"`
+	ServiceID                      string              `json:",omitempty"`
+	Args                           []string            `json:"ScriptArgs,omitempty"`
+	Interval                       string              `json:",omitempty"`
+	Timeout                        string              `json:",omitempty"`
+	TTL                            string              `json:",omitempty"`
+	HTTP                           string              `json:",omitempty"`
+	Header                         map[string][]string `json:",omitempty"`
+	Method                         string              `json:",omitempty"`
+	Body                           string              `json:",omitempty"`
+	DisableRedirects               *bool               `json:",omitempty"`
+	TCP                            string              `json:",omitempty"`
+	UDP                            string              `json:",omitempty"`
+	GRPC                           string              `json:",omitempty"`
+	GRPCUseTLS                     bool                `json:",omitempty"`
+	TLSServerName                  string              `json:",omitempty"`
+	TLSSkipVerify                  bool                `json:",omitempty"`
+	Status                         string              `json:",omitempty"`
+	Notes                          string              `json:",omitempty"`
+	SuccessBeforePassing           int                 `json:",omitempty"`
+	FailuresBeforeCritical         int                 `json:",omitempty"`
+	DeregisterCriticalServiceAfter string              `json:",omitempty"`
+}
+
+// AgentCheckRegistration is the body of PUT /v1/agent/check/register.
+type AgentCheckRegistration struct {
+	ID        string `json:",omitempty"`
+	ServiceID string `json:",omitempty"`
+	AgentServiceCheck
+}
+
+// CheckUpdate is the body of PUT /v1/agent/check/update/:id.
+type CheckUpdate struct {
+	Status string
+	Output string
+}
