@@ -92,3 +92,12 @@ func (p *Pool) Close() {
 	}
 	p.conns = nil
 }
+
+// Watch opens a catalog watch stream to the server at addr.
+func (p *Pool) Watch(ctx context.Context, addr string) (grpc.ServerStreamingClient[pb.WatchEvent], error) {
+	c, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.Watch(ctx, &pb.WatchRequest{})
+}

@@ -94,3 +94,10 @@ type SnapshotReply struct {
 type SnapshotRestoreRequest struct {
 	Data []byte
 }
+
+// WatchBody is the body of a WatchEvent. In a delta, a service with no
+// instances and a node mapped to nil were removed.
+type WatchBody struct {
+	Services map[string][]catalog.CheckServiceNode `json:",omitempty"`
+	Nodes    map[string]*catalog.Node              `json:",omitempty"`
+}

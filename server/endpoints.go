@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
 
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/rpc"
@@ -170,6 +171,10 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (*pb.CallRe
 
 func (g *grpcService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinReply, error) {
 	return g.s.handleJoin(ctx, req)
+}
+
+func (g *grpcService) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
+	return g.s.watch(stream)
 }
 
 // applyCommand commits a command through Raft and returns the FSM's error.

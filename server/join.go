@@ -45,38 +45,65 @@ func (s *Server) inConfiguration() bool {
 	return false
 }
 
-// joinLoop contacts the retry_join addresses until this server is part of
-// a cluster, bootstrapping one when bootstrap_expect servers know of each
-// other. A single server with bootstrap_expect 1 bootstraps at once.
-func (s *Server) joinLoop(ctx context.Context) error {
-	targets := append([]string(nil), s.cfg.RetryJoin...)
-	if s.inConfiguration() {
-		// Restarted with state: still ask the servers we were told to
-		// join once, so that a data dir of another cluster is refused
-		// rather than run as a separate cluster beside them.
-		for _, addr := range targets {
-			if addr == s.cfg.AdvertiseAddr {
-				continue
-			}
-			if _, err := s.joinOne(ctx, addr); errors.Is(err, errOtherCluster) {
-				return err
-			}
-		}
-		return nil
+// Discovered tells the server about another server's RPC address, found by
+// gossip. The join loop contacts it: to bootstrap, to be added to the
+// cluster, or to check that it is of the same cluster.
+func (s *Server) Discovered(rpcAddr string) {
+	if rpcAddr == "" || rpcAddr == s.cfg.AdvertiseAddr {
+		return
 	}
-	for attempt := 0; ; attempt++ {
-		if s.inConfiguration() {
-			if attempt > 0 {
-				s.log.Info("joined cluster", "leader", s.LeaderAddr())
-			}
-			return nil
+	s.mu.Lock()
+	if _, ok := s.targets[rpcAddr]; !ok {
+		s.targets[rpcAddr] = false
+	}
+	s.mu.Unlock()
+	select {
+	case s.discovered <- struct{}{}:
+	default:
+	}
+}
+
+// pendingTargets are the server addresses not yet contacted successfully.
+func (s *Server) pendingTargets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for addr, done := range s.targets {
+		if !done {
+			out = append(out, addr)
 		}
-		s.maybeBootstrap()
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *Server) markContacted(addr string) {
+	s.mu.Lock()
+	s.targets[addr] = true
+	s.mu.Unlock()
+}
+
+// joinLoop contacts every server it learns of (retry_join seeds and
+// gossip discoveries) until this server is part of a cluster, bootstrapping
+// one when bootstrap_expect servers know of each other; after that it still
+// contacts each newly discovered server once, so a new server is added by
+// the leader and a server of another cluster is refused.
+func (s *Server) joinLoop(ctx context.Context) error {
+	for _, addr := range s.cfg.RetryJoin {
+		s.Discovered(addr)
+	}
+	wasMember := s.inConfiguration()
+	for attempt := 0; ; attempt++ {
+		member := s.inConfiguration()
+		if member && !wasMember {
+			s.log.Info("joined cluster", "leader", s.LeaderAddr())
+		}
+		wasMember = member
+		if !member {
+			s.maybeBootstrap()
+		}
 		leaderHint := ""
-		for _, addr := range targets {
-			if addr == s.cfg.AdvertiseAddr {
-				continue
-			}
+		for _, addr := range s.pendingTargets() {
 			reply, err := s.joinOne(ctx, addr)
 			if err != nil {
 				if errors.Is(err, errOtherCluster) {
@@ -85,27 +112,34 @@ func (s *Server) joinLoop(ctx context.Context) error {
 				s.log.Debug("join attempt failed", "addr", addr, "err", err)
 				continue
 			}
+			if member || s.inConfiguration() {
+				s.markContacted(addr)
+			}
 			if reply.Leader != "" {
 				leaderHint = reply.Leader
 			}
 		}
-		if leaderHint != "" && leaderHint != s.cfg.AdvertiseAddr && !s.inConfiguration() {
+		if !member && leaderHint != "" && leaderHint != s.cfg.AdvertiseAddr && !s.inConfiguration() {
 			// Ask the leader itself, which adds us as a voter.
 			if _, err := s.joinOne(ctx, leaderHint); errors.Is(err, errOtherCluster) {
 				return err
 			}
 		}
-		s.maybeBootstrap()
-		if s.inConfiguration() {
-			continue
+		if !member {
+			s.maybeBootstrap()
+			if attempt > 0 && attempt%20 == 0 {
+				s.log.Warn("still not part of a cluster", "known_servers", s.knownCount(), "bootstrap_expect", s.cfg.BootstrapExpect)
+			}
 		}
-		if attempt > 0 && attempt%10 == 0 {
-			s.log.Warn("still not part of a cluster", "known_servers", s.knownCount(), "bootstrap_expect", s.cfg.BootstrapExpect, "retry_join", s.cfg.RetryJoin)
+		var retry <-chan time.Time
+		if len(s.pendingTargets()) > 0 || !s.inConfiguration() {
+			retry = time.After(s.cfg.RetryInterval)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(s.cfg.RetryInterval):
+		case <-s.discovered:
+		case <-retry:
 		}
 	}
 }

@@ -56,6 +56,10 @@ func (s *Server) establishLeadership(ctx context.Context) {
 	}
 	s.leaderReady.Store(true)
 	s.log.Info("cluster leadership acquired", "term", s.raft.Stats()["term"])
+	select {
+	case s.reconcileNow <- struct{}{}:
+	default:
+	}
 	if _, ok := s.store.Meta(metaClusterID); !ok {
 		id := s.clusterID()
 		if id == "" {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/warren-mesh/warren/catalog/state"
+	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
@@ -44,6 +45,12 @@ type Config struct {
 	// RetryJoin lists host:port RPC addresses of other servers.
 	RetryJoin     []string
 	RetryInterval time.Duration
+	// Gossip is the LAN pool; with it, servers discover each other by
+	// gossip and the leader reconciles members into the catalog.
+	Gossip *gossip.Pool
+	// ReconcileInterval is how often the leader reconciles every member;
+	// 0 means one minute.
+	ReconcileInterval time.Duration
 	// Raft timings; zero values take hashicorp/raft's production defaults.
 	Raft    RaftTimings
 	Version string
@@ -89,6 +96,11 @@ type Server struct {
 
 	mu    sync.Mutex
 	known map[string]*pb.ServerInfo // by node ID, ourselves included
+	// targets are server RPC addresses to contact, true once contacted
+	// while this server is part of a cluster.
+	targets      map[string]bool
+	discovered   chan struct{}
+	reconcileNow chan struct{}
 }
 
 // New opens the data dir and the Raft stores and binds the RPC port. It
@@ -100,7 +112,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
+		targets: map[string]bool{}, discovered: make(chan struct{}, 1),
+		reconcileNow: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -229,11 +243,11 @@ func (s *Server) Run(ctx context.Context) error {
 	// it until shutdown has stopped them.
 	muxDone := make(chan error, 1)
 	go func() { muxDone <- s.mux.serve() }()
-	err := task.Run(ctx,
-		s.serveGRPC,
-		s.joinLoop,
-		s.leaderLoop,
-	)
+	loops := []task.Func{s.serveGRPC, s.joinLoop, s.leaderLoop}
+	if s.cfg.Gossip != nil {
+		loops = append(loops, s.membershipLoop)
+	}
+	err := task.Run(ctx, loops...)
 	s.shutdown()
 	if merr := <-muxDone; merr != nil && err == nil {
 		err = merr

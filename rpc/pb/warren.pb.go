@@ -314,6 +314,105 @@ func (x *JoinReply) GetLeader() string {
 	return ""
 }
 
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_warren_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_warren_proto_rawDescGZIP(), []int{5}
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raft index the event brings the view up to.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// A snapshot replaces the whole view; otherwise the event is a delta.
+	Snapshot bool `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// JSON of rpc.WatchBody.
+	Body          []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_warren_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_warren_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WatchEvent) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+func (x *WatchEvent) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 var File_warren_proto protoreflect.FileDescriptor
 
 const file_warren_proto_rawDesc = "" +
@@ -340,10 +439,17 @@ const file_warren_proto_rawDesc = "" +
 	"\tJoinReply\x12-\n" +
 	"\x04self\x18\x01 \x01(\v2\x19.warren.rpc.v1.ServerInfoR\x04self\x12/\n" +
 	"\x05known\x18\x02 \x03(\v2\x19.warren.rpc.v1.ServerInfoR\x05known\x12\x16\n" +
-	"\x06leader\x18\x03 \x01(\tR\x06leader2\x84\x01\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\"\x0e\n" +
+	"\fWatchRequest\"R\n" +
+	"\n" +
+	"WatchEvent\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
+	"\bsnapshot\x18\x02 \x01(\bR\bsnapshot\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body2\xc7\x01\n" +
 	"\x06Server\x12<\n" +
 	"\x04Call\x12\x1a.warren.rpc.v1.CallRequest\x1a\x18.warren.rpc.v1.CallReply\x12<\n" +
-	"\x04Join\x12\x1a.warren.rpc.v1.JoinRequest\x1a\x18.warren.rpc.v1.JoinReplyB&Z$github.com/warren-mesh/warren/rpc/pbb\x06proto3"
+	"\x04Join\x12\x1a.warren.rpc.v1.JoinRequest\x1a\x18.warren.rpc.v1.JoinReply\x12A\n" +
+	"\x05Watch\x12\x1b.warren.rpc.v1.WatchRequest\x1a\x19.warren.rpc.v1.WatchEvent0\x01B&Z$github.com/warren-mesh/warren/rpc/pbb\x06proto3"
 
 var (
 	file_warren_proto_rawDescOnce sync.Once
@@ -357,13 +463,15 @@ func file_warren_proto_rawDescGZIP() []byte {
 	return file_warren_proto_rawDescData
 }
 
-var file_warren_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_warren_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_warren_proto_goTypes = []any{
-	(*CallRequest)(nil), // 0: warren.rpc.v1.CallRequest
-	(*CallReply)(nil),   // 1: warren.rpc.v1.CallReply
-	(*ServerInfo)(nil),  // 2: warren.rpc.v1.ServerInfo
-	(*JoinRequest)(nil), // 3: warren.rpc.v1.JoinRequest
-	(*JoinReply)(nil),   // 4: warren.rpc.v1.JoinReply
+	(*CallRequest)(nil),  // 0: warren.rpc.v1.CallRequest
+	(*CallReply)(nil),    // 1: warren.rpc.v1.CallReply
+	(*ServerInfo)(nil),   // 2: warren.rpc.v1.ServerInfo
+	(*JoinRequest)(nil),  // 3: warren.rpc.v1.JoinRequest
+	(*JoinReply)(nil),    // 4: warren.rpc.v1.JoinReply
+	(*WatchRequest)(nil), // 5: warren.rpc.v1.WatchRequest
+	(*WatchEvent)(nil),   // 6: warren.rpc.v1.WatchEvent
 }
 var file_warren_proto_depIdxs = []int32{
 	2, // 0: warren.rpc.v1.JoinRequest.self:type_name -> warren.rpc.v1.ServerInfo
@@ -371,10 +479,12 @@ var file_warren_proto_depIdxs = []int32{
 	2, // 2: warren.rpc.v1.JoinReply.known:type_name -> warren.rpc.v1.ServerInfo
 	0, // 3: warren.rpc.v1.Server.Call:input_type -> warren.rpc.v1.CallRequest
 	3, // 4: warren.rpc.v1.Server.Join:input_type -> warren.rpc.v1.JoinRequest
-	1, // 5: warren.rpc.v1.Server.Call:output_type -> warren.rpc.v1.CallReply
-	4, // 6: warren.rpc.v1.Server.Join:output_type -> warren.rpc.v1.JoinReply
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
+	5, // 5: warren.rpc.v1.Server.Watch:input_type -> warren.rpc.v1.WatchRequest
+	1, // 6: warren.rpc.v1.Server.Call:output_type -> warren.rpc.v1.CallReply
+	4, // 7: warren.rpc.v1.Server.Join:output_type -> warren.rpc.v1.JoinReply
+	6, // 8: warren.rpc.v1.Server.Watch:output_type -> warren.rpc.v1.WatchEvent
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
@@ -391,7 +501,7 @@ func file_warren_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_proto_rawDesc), len(file_warren_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,8 +24,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Server_Call_FullMethodName = "/warren.rpc.v1.Server/Call"
-	Server_Join_FullMethodName = "/warren.rpc.v1.Server/Join"
+	Server_Call_FullMethodName  = "/warren.rpc.v1.Server/Call"
+	Server_Join_FullMethodName  = "/warren.rpc.v1.Server/Join"
+	Server_Watch_FullMethodName = "/warren.rpc.v1.Server/Watch"
 )
 
 // ServerClient is the client API for Server service.
@@ -38,6 +39,11 @@ type ServerClient interface {
 	// Join tells a server about another one; servers use it to bootstrap
 	// the Raft cluster and to add themselves to an existing one.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinReply, error)
+	// Watch streams the catalog to an agent's local view: a snapshot of
+	// every service's instances and every node, then, on each change, the
+	// services and nodes that changed. Any server answers from its own
+	// state store.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 }
 
 type serverClient struct {
@@ -68,6 +74,25 @@ func (c *serverClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *serverClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Server_ServiceDesc.Streams[0], Server_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Server_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
 // ServerServer is the server API for Server service.
 // All implementations must embed UnimplementedServerServer
 // for forward compatibility.
@@ -78,6 +103,11 @@ type ServerServer interface {
 	// Join tells a server about another one; servers use it to bootstrap
 	// the Raft cluster and to add themselves to an existing one.
 	Join(context.Context, *JoinRequest) (*JoinReply, error)
+	// Watch streams the catalog to an agent's local view: a snapshot of
+	// every service's instances and every node, then, on each change, the
+	// services and nodes that changed. Any server answers from its own
+	// state store.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	mustEmbedUnimplementedServerServer()
 }
 
@@ -93,6 +123,9 @@ func (UnimplementedServerServer) Call(context.Context, *CallRequest) (*CallReply
 }
 func (UnimplementedServerServer) Join(context.Context, *JoinRequest) (*JoinReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedServerServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedServerServer) mustEmbedUnimplementedServerServer() {}
 func (UnimplementedServerServer) testEmbeddedByValue()                {}
@@ -151,6 +184,17 @@ func _Server_Join_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Server_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ServerServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Server_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
 // Server_ServiceDesc is the grpc.ServiceDesc for Server service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -167,6 +211,12 @@ var Server_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Server_Join_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Server_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "warren.proto",
 }
