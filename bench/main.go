@@ -132,6 +132,12 @@ func run(o *options, stdout io.Writer) int {
 	}
 
 	rep := &report{}
+	base, err := dataBase()
+	if err != nil {
+		log.Printf("data dir: %v", err)
+		return 1
+	}
+	rep.note("servers' data dirs under %s (on disk, not tmpfs); every server binds 127.0.0.1 only", base)
 	code := 0
 	for _, b := range benchmarks {
 		if !o.only[b.name] {

@@ -6,7 +6,8 @@
 //
 // Only the CLI imports this package; components take their own small config
 // structs built from a Config. Inside the module, config imports only
-// catalog (for its name rules).
+// catalog (for its name rules and limits) and api (service definitions are
+// api.AgentServiceRegistration values, Consul's wire type).
 package config
 
 import (
@@ -17,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/warren-mesh/warren/api"
 )
 
 // Mode is the role the process runs in; it picks the defaults.
@@ -61,10 +64,68 @@ type Config struct {
 	Ports           Ports
 	Server          bool
 	BootstrapExpect int
-	RetryJoin       []string // each normalized to host:port
-	RetryInterval   time.Duration
+	// RetryJoin lists serf LAN addresses to join, as in Consul: each is
+	// normalized to host:port, the port defaulting to Ports.SerfLAN.
+	RetryJoin     []string
+	RetryInterval time.Duration
+
+	// Encrypt is the gossip encryption key: base64 of exactly 32 bytes, as
+	// given; "" when gossip is not encrypted. Never log it.
+	Encrypt string
+	// ReconnectTimeout is how long a failed node stays in the member list
+	// before it is reaped (at least 8h; default 72h).
+	ReconnectTimeout time.Duration
+	// EnableLocalScriptChecks allows script checks (args) in config files.
+	EnableLocalScriptChecks bool
+	// NodeMeta is the node's metadata, validated with the catalog's limits.
+	NodeMeta map[string]string
+	// LeaveOnTerminate makes SIGTERM leave the cluster gracefully. Unless
+	// set, it is false for servers and true for agents (Consul's defaults).
+	LeaveOnTerminate bool
+
+	DNS DNSConfig
+
+	// Services are the service definitions of the config files, in the
+	// order they were read; every ID (defaulting to the name) is unique.
+	Services []ServiceDefinition
+
 	// Files lists the files that were read, in order (for logging).
 	Files []string
+}
+
+// DNSConfig is the DNS interface's configuration.
+type DNSConfig struct {
+	// Domain is the domain Warren answers for, normalized to lower case
+	// with a trailing dot (default "warren.").
+	Domain string
+	// AltDomain is a second domain answered like Domain ("" for none), for
+	// example "consul." during a migration. Normalized like Domain.
+	AltDomain string
+	// Recursors are the upstream resolvers for names outside the domains,
+	// each normalized to ip:port (port 53 by default).
+	Recursors       []string
+	RecursorTimeout time.Duration // default 2s
+	NodeTTL         time.Duration // TTL of node answers; default 0
+	// ServiceTTL maps a service name to the TTL of its answers. The key
+	// "*" is the default for every service; a key ending in "*" is a
+	// prefix ("web*").
+	ServiceTTL     map[string]time.Duration
+	OnlyPassing    bool // omit instances whose checks warn
+	UDPAnswerLimit int  // records in a UDP answer; default 3, at least 1
+}
+
+// ServiceDefinition is one service block of a config file, in Consul's
+// service definition format.
+type ServiceDefinition struct {
+	// Registration is the service as the HTTP API would take it. ID is
+	// filled from Name when not given, and each check's CheckID from
+	// Consul's rule ("service:<id>", or "service:<id>:<n>" counting from 1
+	// when the service has several checks). Check holds the first check of
+	// a `check` key, Checks the others in file order. Durations are the
+	// strings of the file, checked to parse.
+	Registration api.AgentServiceRegistration
+	// Source is where the service is defined: "file:line".
+	Source string
 }
 
 // host is what the defaults read from the machine; tests replace it.
@@ -121,10 +182,12 @@ type builder struct {
 	cfg Config
 	// src maps a key ("bind_addr", "ports.http") to where its value was
 	// set: "file:line" or "flag -bind". Keys at their default are absent.
+	// Entries of lists and maps are also recorded, as "retry_join[0]" or
+	// "node_meta[rack]".
 	src map[string]string
-	// joinSrc holds where each retry_join entry was set.
-	joinSrc []string
-	errs    []error
+	// services are the service definitions read so far, in order.
+	services []serviceDecl
+	errs     []error
 }
 
 func newBuilder(mode Mode, h host) *builder {
@@ -142,6 +205,14 @@ func defaults(mode Mode, h host) Config {
 		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 		Server:        mode == ModeServer || mode == ModeDev,
 		RetryInterval: 30 * time.Second,
+
+		ReconnectTimeout: 72 * time.Hour,
+		LeaveOnTerminate: mode == ModeAgent,
+		DNS: DNSConfig{
+			Domain:          "warren.",
+			RecursorTimeout: 2 * time.Second,
+			UDPAnswerLimit:  3,
+		},
 	}
 	if mode == ModeDev {
 		c.BindAddr = "127.0.0.1"
@@ -177,6 +248,11 @@ func defaultNodeName(h host) string {
 // other values, and returns the result.
 func (b *builder) finish(mode Mode, h host) (*Config, error) {
 	b.cfg.Mode = mode
+	if _, set := b.src["leave_on_terminate"]; !set {
+		// The default follows the final role, which LoadDir learns from
+		// the files.
+		b.cfg.LeaveOnTerminate = !b.cfg.Server
+	}
 	b.validate()
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)

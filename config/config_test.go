@@ -1,8 +1,10 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/api"
 )
 
 // testHost is a machine with a fixed name and addresses.
@@ -57,8 +61,71 @@ func TestLoad_FullConfig(t *testing.T) {
 		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502},
 		Server:          true,
 		BootstrapExpect: 3,
-		RetryJoin:       []string{"10.0.0.6:18300", "server-2.example.com:9300", "[2001:db8::1]:8300"},
-		RetryInterval:   15 * time.Second,
+		// An entry without a port gets the serf LAN port.
+		RetryJoin:     []string{"10.0.0.6:18301", "server-2.example.com:9300", "[2001:db8::1]:8300"},
+		RetryInterval: 15 * time.Second,
+
+		Encrypt:                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		ReconnectTimeout:        24 * time.Hour,
+		EnableLocalScriptChecks: true,
+		NodeMeta:                map[string]string{"rack": "r1", "tier": "gold"},
+		LeaveOnTerminate:        true,
+		DNS: DNSConfig{
+			Domain:          "warren.example.",
+			AltDomain:       "consul.",
+			Recursors:       []string{"192.0.2.53:53", "[2001:db8::53]:5353"},
+			RecursorTimeout: 3 * time.Second,
+			NodeTTL:         10 * time.Second,
+			ServiceTTL:      map[string]time.Duration{"*": 5 * time.Second, "web": 30 * time.Second},
+			OnlyPassing:     true,
+			UDPAnswerLimit:  5,
+		},
+	}
+	yes := true
+	web := api.AgentServiceRegistration{
+		ID:                "web-1",
+		Name:              "web",
+		Tags:              []string{"v1", "primary"},
+		Port:              8080,
+		Address:           "10.0.0.5",
+		EnableTagOverride: true,
+		Meta:              map[string]string{"version": "1.2"},
+		Weights:           &api.Weights{Passing: 10, Warning: 2},
+		Check: &api.AgentServiceCheck{
+			CheckID:                        "web-http",
+			Name:                           "web HTTP",
+			HTTP:                           "https://10.0.0.5:8080/health",
+			Header:                         map[string][]string{"X-Probe": {"warren"}},
+			Method:                         "POST",
+			Body:                           "{}",
+			DisableRedirects:               &yes,
+			TLSServerName:                  "web.internal",
+			TLSSkipVerify:                  true,
+			Interval:                       "10s",
+			Timeout:                        "2s",
+			Status:                         "passing",
+			Notes:                          "the health endpoint",
+			SuccessBeforePassing:           2,
+			FailuresBeforeCritical:         3,
+			DeregisterCriticalServiceAfter: "90m",
+		},
+		Checks: []*api.AgentServiceCheck{
+			{CheckID: "web-tcp", TCP: "10.0.0.5:8080", Interval: "5s"},
+			{CheckID: "service:web-1:3", Args: []string{"/usr/local/bin/check-web", "-v"}, Interval: "30s"},
+			{CheckID: "service:web-1:4", GRPC: "10.0.0.5:8081/web.Health", GRPCUseTLS: true, Interval: "15s"},
+			{CheckID: "service:web-1:5", UDP: "10.0.0.5:8125", Interval: "20s"},
+		},
+	}
+	db := api.AgentServiceRegistration{
+		ID:    "db",
+		Name:  "db",
+		Port:  5432,
+		Check: &api.AgentServiceCheck{CheckID: "service:db", TTL: "30s"},
+	}
+	// Where each file defines web and db.
+	sources := map[string][2]int{
+		"testdata/full-config.hcl":  {46, 83},
+		"testdata/full-config.json": {35, 70},
 	}
 	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
 		t.Run(filepath.Ext(file), func(t *testing.T) {
@@ -68,8 +135,20 @@ func TestLoad_FullConfig(t *testing.T) {
 			}
 			want := want
 			want.Files = []string{file}
+			lines := sources[file]
+			want.Services = []ServiceDefinition{
+				{Registration: web, Source: fmt.Sprintf("%s:%d", file, lines[0])},
+				{Registration: db, Source: fmt.Sprintf("%s:%d", file, lines[1])},
+			}
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("config mismatch\n got: %+v\nwant: %+v", *got, want)
+				for i := range min(len(got.Services), len(want.Services)) {
+					if g, w := got.Services[i], want.Services[i]; !reflect.DeepEqual(g, w) {
+						gj, _ := json.Marshal(g)
+						wj, _ := json.Marshal(w)
+						t.Errorf("service %d\n got: %s\nwant: %s", i, gj, wj)
+					}
+				}
 			}
 		})
 	}
@@ -89,10 +168,47 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 				t.Errorf("%s does not set %s", file, f.key)
 			}
 		}
+		// Service definitions: every field of a service and of a check,
+		// with check_id (an alias of id) spelled somewhere too.
+		svcSet := map[string]bool{}
+		checkSet := map[string]bool{}
+		for _, d := range b.services {
+			for k := range d.pos {
+				svcSet[k] = true
+			}
+			for _, c := range d.checks {
+				for k := range c.pos {
+					checkSet[k] = true
+				}
+			}
+		}
+		for k := range serviceFields {
+			if !svcSet[k] {
+				t.Errorf("%s: no service sets %s", file, k)
+			}
+		}
+		if !svcSet["weights"] {
+			t.Errorf("%s: no service sets weights", file)
+		}
+		for k := range checkFields {
+			if k != "check_id" && !checkSet[k] {
+				t.Errorf("%s: no check sets %s", file, k)
+			}
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"check_id", "checks", "check"} {
+			if !strings.Contains(string(raw), k) {
+				t.Errorf("%s does not use %s", file, k)
+			}
+		}
 	}
 }
 
 func TestLoad_Defaults(t *testing.T) {
+	defaultDNS := DNSConfig{Domain: "warren.", RecursorTimeout: 2 * time.Second, UDPAnswerLimit: 3}
 	tests := []struct {
 		mode Mode
 		args []string
@@ -103,18 +219,21 @@ func TestLoad_Defaults(t *testing.T) {
 			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
+			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 			Server: true, RetryInterval: 30 * time.Second,
+			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "10.9.9.9", AdvertiseAddr: "10.9.9.9", ClientAddr: "127.0.0.1",
-			Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
-			RetryInterval: 30 * time.Second,
+			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			RetryInterval:    30 * time.Second,
+			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 		}},
 	}
 	for _, tt := range tests {
@@ -184,7 +303,7 @@ retry_join = ["c"]
 		{"node_name (flag)", got.NodeName, "from-flag"},
 		{"datacenter (later file)", got.Datacenter, "file"},
 		{"log_level (dir file)", got.LogLevel, "debug"},
-		{"retry_join (later file replaces)", got.RetryJoin, []string{"c:8300"}},
+		{"retry_join (later file replaces; serf LAN port)", got.RetryJoin, []string{"c:8301"}},
 		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502}},
 		{"client_addr (default)", got.ClientAddr, "127.0.0.1"},
 		{"files", got.Files, []string{filepath.Join(dir, "10-base.hcl"), filepath.Join(dir, "20-override.json"), later}},
@@ -210,7 +329,7 @@ ports {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if want := []string{"10.0.0.1:8300", "10.0.0.2:1234"}; !reflect.DeepEqual(got.RetryJoin, want) {
+	if want := []string{"10.0.0.1:8301", "10.0.0.2:1234"}; !reflect.DeepEqual(got.RetryJoin, want) {
 		t.Errorf("RetryJoin = %v, want %v", got.RetryJoin, want)
 	}
 	if got.RetryInterval != 2*time.Minute || got.Ports.GRPC != -1 || got.LogLevel != "debug" {
@@ -288,6 +407,74 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"flag -bind: bind_addr: \"nope\" is not an IP address"}},
 		{"bad flag number", ModeAgent, "", "", []string{"-data-dir", "/d", "-http-port", "http"},
 			[]string{"flag -http-port: ports.http: want a whole number"}},
+		// Agent keys.
+		{"encrypt not base64", ModeAgent, "a.hcl", "data_dir = \"/d\"\nencrypt = \"not*base64\"\n", nil,
+			[]string{"FILE:2: encrypt: not valid base64"}},
+		{"encrypt of 16 bytes", ModeAgent, "a.hcl", "data_dir = \"/d\"\nencrypt = \"AAECAwQFBgcICQoLDA0ODw==\"\n", nil,
+			[]string{"FILE:2: encrypt: decodes to 16 bytes, want 32"}},
+		{"encrypt flag", ModeAgent, "", "", []string{"-data-dir", "/d", "-encrypt", "c2VjcmV0"},
+			[]string{"flag -encrypt: encrypt: decodes to 6 bytes"}},
+		{"encrypt wrong type", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"encrypt\": 32\n}", nil,
+			[]string{"FILE:3: encrypt: want a string"}},
+		{"reconnect_timeout too short", ModeAgent, "a.hcl", "data_dir = \"/d\"\nreconnect_timeout = \"1h\"\n", nil,
+			[]string{"FILE:2: reconnect_timeout: must be at least 8h0m0s, got 1h0m0s"}},
+		{"enable_local_script_checks not a bool", ModeAgent, "a.hcl", "data_dir = \"/d\"\nenable_local_script_checks = \"yes\"\n", nil,
+			[]string{"FILE:2: enable_local_script_checks: want a bool"}},
+		{"leave_on_terminate not a bool", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"leave_on_terminate\": 1\n}", nil,
+			[]string{"FILE:3: leave_on_terminate: want a bool"}},
+		{"node_meta bad key", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_meta = {\n  ok = \"1\"\n  \"bad key\" = \"2\"\n}\n", nil,
+			[]string{"FILE:4: node_meta[bad key]: key \"bad key\" must be 1-128 letters"}},
+		{"node_meta reserved prefix (block)", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_meta {\n  consul-version = \"1\"\n}\n", nil,
+			[]string{"FILE:3: node_meta[consul-version]: key \"consul-version\" uses a reserved prefix"}},
+		{"node_meta long value (json)", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"node_meta\": {\n\"k\": \"" + strings.Repeat("v", 513) + "\"\n}\n}", nil,
+			[]string{"FILE:4: node_meta[k]: value longer than 512 characters"}},
+		{"node_meta not a map", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_meta = [\"a\"]\n", nil,
+			[]string{"FILE:2: node_meta: want an object"}},
+		{"node_meta value not a string", ModeAgent, "a.hcl", "data_dir = \"/d\"\nnode_meta = {\n  a = true\n}\n", nil,
+			[]string{"FILE:3: node_meta[a]: want a string, got bool"}},
+		{"node-meta flag without colon", ModeAgent, "", "", []string{"-data-dir", "/d", "-node-meta", "rack"},
+			[]string{"flag -node-meta: node_meta: \"rack\": want key:value"}},
+		{"node-meta flag bad key", ModeAgent, "", "", []string{"-data-dir", "/d", "-node-meta", "a b:c"},
+			[]string{"flag -node-meta: node_meta[a b]: key \"a b\" must be"}},
+		{"bool flag bad value", ModeAgent, "", "", []string{"-data-dir", "/d", "-enable-local-script-checks=maybe"},
+			[]string{"flag -enable-local-script-checks: enable_local_script_checks: want true or false"}},
+		// DNS keys.
+		{"bad domain", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndomain = \"war_ren.\"\n", nil,
+			[]string{"FILE:2: domain: \"war_ren.\": \"war_ren\" is not a valid DNS label"}},
+		{"empty domain", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndomain = \".\"\n", nil,
+			[]string{"FILE:2: domain: \".\" is not a domain"}},
+		{"domain with an empty label", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndomain = \"a..b\"\n", nil,
+			[]string{"FILE:2: domain: \"a..b\": \"\" is not a valid DNS label"}},
+		{"bad alt_domain", ModeAgent, "a.hcl", "data_dir = \"/d\"\nalt_domain = \"-x\"\n", nil,
+			[]string{"FILE:2: alt_domain: \"-x\": \"-x\" is not a valid DNS label"}},
+		{"alt_domain same as domain", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndomain = \"consul\"\nalt_domain = \"Consul.\"\n", nil,
+			[]string{"FILE:3: alt_domain: \"consul.\" is the same as domain"}},
+		{"alt_domain same as the default domain", ModeAgent, "a.hcl", "data_dir = \"/d\"\nalt_domain = \"warren\"\n", nil,
+			[]string{"FILE:2: alt_domain: \"warren.\" is the same as domain"}},
+		{"bad recursor", ModeAgent, "a.hcl", "data_dir = \"/d\"\nrecursors = [\n  \"8.8.8.8\",\n  \"dns.example\",\n]\n", nil,
+			[]string{"FILE:4: recursors[1]: \"dns.example\" is not an IP address or ip:port"}},
+		{"recursor port 0", ModeAgent, "a.hcl", "data_dir = \"/d\"\nrecursors = [\"8.8.8.8:0\"]\n", nil,
+			[]string{"FILE:2: recursors[0]:"}},
+		{"bad recursor flag", ModeAgent, "", "", []string{"-data-dir", "/d", "-recursor", "1.1.1.1", "-recursor", "nope"},
+			[]string{"flag -recursor: recursors[1]: \"nope\""}},
+		{"bad domain flag", ModeAgent, "", "", []string{"-data-dir", "/d", "-domain", "a b"},
+			[]string{"flag -domain: domain: \"a b\""}},
+		{"udp_answer_limit 0", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n  udp_answer_limit = 0\n}\n", nil,
+			[]string{"FILE:3: dns_config.udp_answer_limit: must be at least 1, got 0"}},
+		{"recursor_timeout 0", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"dns_config\": {\n\"recursor_timeout\": \"0s\"\n}\n}", nil,
+			[]string{"FILE:4: dns_config.recursor_timeout: must be positive"}},
+		{"negative node_ttl", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n  node_ttl = \"-1s\"\n}\n", nil,
+			[]string{"FILE:3: dns_config.node_ttl: must be 0 or more"}},
+		{"bad service_ttl value", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n  service_ttl = {\n    \"*\" = \"5s\"\n    web = \"soon\"\n  }\n}\n", nil,
+			[]string{"FILE:5: dns_config.service_ttl[web]: invalid duration \"soon\""}},
+		{"bad service_ttl name", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n  service_ttl = {\n    \"we b\" = \"5s\"\n  }\n}\n", nil,
+			[]string{"FILE:4: dns_config.service_ttl[we b]: want a service name"}},
+		{"unknown dns_config key", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n  allow_stale = true\n}\n", nil,
+			[]string{"FILE:3: dns_config.allow_stale: unknown key"}},
+		{"dns_config twice", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config {\n}\ndns_config {\n}\n", nil,
+			[]string{"FILE:4: dns_config: defined more than once in this file"}},
+		{"dns_config as a setting", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config = {}\n", nil,
+			[]string{"FILE:2: dns_config: is a block, not a setting"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

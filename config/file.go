@@ -14,9 +14,11 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// fields maps every config key to the Config field it sets. Keys under
-// "ports." live in the ports block. The pointer's type says how a value is
-// decoded: *string, *int, *bool, *time.Duration or *[]string.
+// fields maps every config key to the Config field it sets. Keys with a
+// dot live in a section block ("ports.http" in ports { }). The pointer's
+// type says how a value is decoded: *string, *int, *bool, *time.Duration,
+// *[]string, *map[string]string or *map[string]time.Duration. Service
+// definitions (service, services) are decoded apart, by decodeService.
 var fields = []struct {
 	key string
 	ptr func(*Config) any
@@ -32,21 +34,62 @@ var fields = []struct {
 	{"bootstrap_expect", func(c *Config) any { return &c.BootstrapExpect }},
 	{"retry_join", func(c *Config) any { return &c.RetryJoin }},
 	{"retry_interval", func(c *Config) any { return &c.RetryInterval }},
+	{"encrypt", func(c *Config) any { return &c.Encrypt }},
+	{"reconnect_timeout", func(c *Config) any { return &c.ReconnectTimeout }},
+	{"enable_local_script_checks", func(c *Config) any { return &c.EnableLocalScriptChecks }},
+	{"node_meta", func(c *Config) any { return &c.NodeMeta }},
+	{"leave_on_terminate", func(c *Config) any { return &c.LeaveOnTerminate }},
+	{"domain", func(c *Config) any { return &c.DNS.Domain }},
+	{"alt_domain", func(c *Config) any { return &c.DNS.AltDomain }},
+	{"recursors", func(c *Config) any { return &c.DNS.Recursors }},
 	{"ports.http", func(c *Config) any { return &c.Ports.HTTP }},
 	{"ports.dns", func(c *Config) any { return &c.Ports.DNS }},
 	{"ports.server", func(c *Config) any { return &c.Ports.Server }},
 	{"ports.serf_lan", func(c *Config) any { return &c.Ports.SerfLAN }},
 	{"ports.grpc", func(c *Config) any { return &c.Ports.GRPC }},
+	{"dns_config.node_ttl", func(c *Config) any { return &c.DNS.NodeTTL }},
+	{"dns_config.service_ttl", func(c *Config) any { return &c.DNS.ServiceTTL }},
+	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
+	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
+	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
 }
 
-const portsBlock = "ports"
+// fieldPtr returns the pointer for key into c, or nil for an unknown key.
+func fieldPtr(c *Config, key string) any {
+	for _, f := range fields {
+		if f.key == key {
+			return f.ptr(c)
+		}
+	}
+	return nil
+}
+
+// sections are the blocks that group keys: ports { http = 8500 }.
+var sections = []string{"ports", "dns_config"}
+
+// Top-level keys that fields does not list.
+const (
+	serviceKey  = "service"  // one service definition (repeatable)
+	servicesKey = "services" // a list of them
+	nodeMetaKey = "node_meta"
+)
 
 // schema returns the body schema for the keys under prefix ("" for the top
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
 	if prefix == "" {
-		s.Blocks = []hcl.BlockHeaderSchema{{Type: portsBlock}}
+		for _, sec := range sections {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+		}
+		// These may be written as blocks (node_meta { rack = "a" },
+		// service { ... }) or as values (node_meta = { ... }, services =
+		// [{ ... }]). JSON takes the value form, which covers both
+		// "service": {...} and "service": [{...}, ...].
+		for _, k := range []string{nodeMetaKey, serviceKey, servicesKey} {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: k})
+		}
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: serviceKey}, hcl.AttributeSchema{Name: servicesKey})
 	}
 	for _, f := range fields {
 		if name, ok := strings.CutPrefix(f.key, prefix); ok && !strings.Contains(name, ".") {
@@ -87,24 +130,39 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 	b.addDiags("", diags, "")
 	b.unknownKeys(remain, sch, prefix)
 
+	var services []object
 	for _, a := range sch.Attributes {
 		attr, ok := content.Attributes[a.Name]
 		if !ok {
 			continue
 		}
 		key := prefix + a.Name
-		for _, f := range fields {
-			if f.key == key {
-				b.decodeAttr(key, attr, f.ptr(&b.cfg))
-			}
-		}
-	}
-	for i, blk := range content.Blocks {
-		if i > 0 {
-			b.errs = append(b.errs, keyErr(pos(blk.DefRange), portsBlock, "defined more than once in this file"))
+		if key == serviceKey || key == servicesKey {
+			services = append(services, b.exprObjects(attr.Expr, key)...)
 			continue
 		}
-		b.decodeBody(blk.Body, portsBlock+".")
+		b.decodeAttr(key, attr, fieldPtr(&b.cfg, key))
+	}
+	seen := map[string]bool{}
+	for _, blk := range content.Blocks {
+		switch blk.Type {
+		case serviceKey, servicesKey:
+			services = append(services, b.bodyObject(blk.DefRange, blk.Body, blk.Type))
+		case nodeMetaKey:
+			o := b.bodyObject(blk.DefRange, blk.Body, nodeMetaKey)
+			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
+		default:
+			if seen[blk.Type] {
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), blk.Type, "defined more than once in this file"))
+				continue
+			}
+			seen[blk.Type] = true
+			b.decodeBody(blk.Body, blk.Type+".")
+		}
+	}
+	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
+	for _, o := range services {
+		b.decodeService(o)
 	}
 }
 
@@ -171,52 +229,149 @@ func knownAttr(sch *hcl.BodySchema, name string) bool {
 	return false
 }
 
-// decodeAttr decodes attr into ptr and records where it came from. A value
-// of the wrong type is an error and leaves the previous value in place.
+// decodeAttr decodes attr into ptr and records where it came from, and
+// where each entry of a list or map came from. A value of the wrong type is
+// an error and leaves the previous value in place.
 func (b *builder) decodeAttr(key string, attr *hcl.Attribute, ptr any) {
-	where := pos(attr.NameRange)
-	if list, ok := ptr.(*[]string); ok {
-		b.decodeList(key, where, attr, list)
-		return
-	}
-	v, diags := attr.Expr.Value(nil)
-	if diags.HasErrors() {
-		b.addDiags(key, diags, "")
-		return
-	}
-	if err := assignValue(ptr, v); err != nil {
-		b.errs = append(b.errs, keyErr(where, key, "%v", err))
-		return
-	}
-	b.src[key] = where
+	b.decodeMember(key, member{name: attr.Name, rng: attr.NameRange, expr: attr.Expr}, ptr)
 }
 
-// decodeList decodes a list of strings, remembering where each entry is so
-// that its validation can point at it.
-func (b *builder) decodeList(key, where string, attr *hcl.Attribute, list *[]string) {
-	exprs, diags := hcl.ExprList(attr.Expr)
-	if diags.HasErrors() {
-		b.errs = append(b.errs, keyErr(where, key, "want a list of strings"))
+func (b *builder) decodeMember(key string, m member, ptr any) {
+	entries, ok := b.decodeValue(key, m, ptr)
+	if !ok {
 		return
 	}
-	vals := make([]string, 0, len(exprs))
-	srcs := make([]string, 0, len(exprs))
-	for i, e := range exprs {
-		v, diags := e.Value(nil)
-		if diags.HasErrors() {
-			b.addDiags(key, diags, "")
-			return
+	b.src[key] = pos(m.rng)
+	for k, where := range entries {
+		b.src[key+k] = where
+	}
+}
+
+// decodeValue decodes m's value into ptr. path names the value in errors.
+// It returns where each entry of a list ("[0]") or map ("[name]") is. Maps
+// are merged into the map ptr holds: a later file overrides key by key.
+func (b *builder) decodeValue(path string, m member, ptr any) (entries map[string]string, ok bool) {
+	where := pos(m.rng)
+	switch p := ptr.(type) {
+	case *[]string:
+		vals, entries, ok := b.decodeList(path, where, m.expr)
+		if ok {
+			*p = vals
 		}
+		return entries, ok
+	case *map[string]string, *map[string]time.Duration, *map[string][]string:
+		o, ok := b.memberObject(path, m)
+		if !ok {
+			return nil, false
+		}
+		entries = map[string]string{}
+		for _, e := range o.members {
+			ekey := fmt.Sprintf("[%s]", e.name)
+			ewhere := pos(e.rng)
+			if e.expr == nil {
+				b.errs = append(b.errs, keyErr(ewhere, path+ekey, "want a value, not a block"))
+				ok = false
+				continue
+			}
+			switch p := p.(type) {
+			case *map[string]string:
+				var s string
+				if !b.scalar(path+ekey, ewhere, e.expr, &s) {
+					ok = false
+					continue
+				}
+				if *p == nil {
+					*p = map[string]string{}
+				}
+				(*p)[e.name] = s
+			case *map[string]time.Duration:
+				var d time.Duration
+				if !b.scalar(path+ekey, ewhere, e.expr, &d) {
+					ok = false
+					continue
+				}
+				if *p == nil {
+					*p = map[string]time.Duration{}
+				}
+				(*p)[e.name] = d
+			case *map[string][]string:
+				// A single string stands for a list of one.
+				var vals []string
+				var s string
+				if v, diags := e.expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String {
+					if !b.scalar(path+ekey, ewhere, e.expr, &s) {
+						ok = false
+						continue
+					}
+					vals = []string{s}
+				} else if vals, _, ok = b.decodeList(path+ekey, ewhere, e.expr); !ok {
+					continue
+				}
+				if *p == nil {
+					*p = map[string][]string{}
+				}
+				(*p)[e.name] = vals
+			}
+			entries[ekey] = ewhere
+		}
+		return entries, ok
+	case **bool:
+		var v bool
+		if !b.scalar(path, where, m.expr, &v) {
+			return nil, false
+		}
+		*p = &v
+		return nil, true
+	}
+	if m.expr == nil {
+		b.errs = append(b.errs, keyErr(where, path, "is a setting, not a block: write %s = value", m.name))
+		return nil, false
+	}
+	return nil, b.scalar(path, where, m.expr, ptr)
+}
+
+// scalar decodes a string, bool, number or duration.
+func (b *builder) scalar(path, where string, expr hcl.Expression, ptr any) bool {
+	if expr == nil {
+		b.errs = append(b.errs, keyErr(where, path, "want a value, not a block"))
+		return false
+	}
+	v, diags := expr.Value(nil)
+	if diags.HasErrors() {
+		b.addDiags(path, diags, "")
+		return false
+	}
+	if err := assignValue(ptr, v); err != nil {
+		b.errs = append(b.errs, keyErr(where, path, "%v", err))
+		return false
+	}
+	return true
+}
+
+// decodeList decodes a list of strings, and where each entry is so that
+// its validation can point at it.
+func (b *builder) decodeList(path, where string, expr hcl.Expression) ([]string, map[string]string, bool) {
+	if expr == nil {
+		b.errs = append(b.errs, keyErr(where, path, "want a list of strings, not a block"))
+		return nil, nil, false
+	}
+	exprs, diags := hcl.ExprList(expr)
+	if diags.HasErrors() {
+		b.errs = append(b.errs, keyErr(where, path, "want a list of strings"))
+		return nil, nil, false
+	}
+	vals := make([]string, 0, len(exprs))
+	entries := make(map[string]string, len(exprs))
+	for i, e := range exprs {
+		ekey := fmt.Sprintf("[%d]", i)
 		var s string
-		if err := assignValue(&s, v); err != nil {
-			b.errs = append(b.errs, keyErr(pos(e.Range()), fmt.Sprintf("%s[%d]", key, i), "%v", err))
-			return
+		if !b.scalar(path+ekey, pos(e.Range()), e, &s) {
+			return nil, nil, false
 		}
 		vals = append(vals, s)
-		srcs = append(srcs, pos(e.Range()))
+		entries[ekey] = pos(e.Range())
 	}
-	*list, b.joinSrc = vals, srcs
-	b.src[key] = where
+	return vals, entries, true
 }
 
 // assignValue stores v in ptr if v has the matching type. It does not

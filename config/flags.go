@@ -36,9 +36,15 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"node", "node_name", "node name (a DNS label)"},
 	{"datacenter", "datacenter", "datacenter name (a DNS label)"},
 	{"bootstrap-expect", "bootstrap_expect", "number of servers to wait for before bootstrapping"},
-	{"retry-join", "retry_join", "address of a server to join, host or host:port (repeatable)"},
+	{"retry-join", "retry_join", "serf LAN address of a node to join, host or host:port; the port defaults to the serf LAN port (repeatable)"},
 	{"retry-interval", "retry_interval", "time between join attempts, e.g. 30s"},
 	{"log-level", "log_level", "debug, info, warn or error"},
+	{"encrypt", "encrypt", "gossip encryption key: base64 of 32 bytes"},
+	{"domain", "domain", "DNS domain to answer for (default warren.)"},
+	{"alt-domain", "alt_domain", "second DNS domain to answer for, e.g. consul."},
+	{"recursor", "recursors", "upstream DNS resolver, ip or ip:port (repeatable)"},
+	{"enable-local-script-checks", "enable_local_script_checks", "allow script checks in config files"},
+	{"node-meta", "node_meta", "node metadata as key:value (repeatable)"},
 }
 
 // RegisterFlags registers Consul's configuration flags on fs and returns
@@ -50,6 +56,10 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	for _, n := range flagNames {
 		v := &flagValue{name: n.flag, key: n.key}
 		f.values = append(f.values, v)
+		if _, isBool := fieldPtr(&Config{}, n.key).(*bool); isBool {
+			fs.Var(boolFlag{v}, n.flag, n.usage)
+			continue
+		}
 		fs.Var(v, n.flag, n.usage)
 	}
 	return f
@@ -88,6 +98,12 @@ func (v *flagValue) Set(s string) error {
 	return nil
 }
 
+// boolFlag is a flagValue that may be given without a value: -flag means
+// -flag=true, as for the flag package's own bool flags.
+type boolFlag struct{ *flagValue }
+
+func (boolFlag) IsBoolFlag() bool { return true }
+
 // apply overrides b's values with the flags the user gave.
 func (f *Flags) apply(b *builder) {
 	for _, v := range f.values {
@@ -95,48 +111,65 @@ func (f *Flags) apply(b *builder) {
 			continue
 		}
 		where := "flag -" + v.name
-		for _, fl := range fields {
-			if fl.key != v.key {
-				continue
-			}
-			if err := assignFlag(fl.ptr(&b.cfg), v.vals); err != nil {
-				b.errs = append(b.errs, keyErr(where, v.key, "%v", err))
-				continue
-			}
-			b.src[v.key] = where
-			if v.key == "retry_join" {
-				b.joinSrc = make([]string, len(v.vals))
-				for i := range b.joinSrc {
-					b.joinSrc[i] = where
-				}
-			}
+		ptr := fieldPtr(&b.cfg, v.key)
+		entries, err := assignFlag(ptr, v.vals)
+		if err != nil {
+			b.errs = append(b.errs, keyErr(where, v.key, "%v", err))
+			continue
+		}
+		b.src[v.key] = where
+		for _, e := range entries {
+			b.src[v.key+e] = where
 		}
 	}
 }
 
 // assignFlag stores a flag's values in ptr: all of them for a list, the
-// last one otherwise.
-func assignFlag(ptr any, vals []string) error {
+// last one otherwise; map entries ("key:value") are merged into the map.
+// It returns the entries set in a list or map ("[0]", "[key]").
+func assignFlag(ptr any, vals []string) ([]string, error) {
 	s := vals[len(vals)-1]
+	var entries []string
 	switch p := ptr.(type) {
 	case *[]string:
 		*p = append([]string(nil), vals...)
+		for i := range vals {
+			entries = append(entries, fmt.Sprintf("[%d]", i))
+		}
+	case *map[string]string:
+		for _, kv := range vals {
+			k, v, ok := strings.Cut(kv, ":")
+			if !ok {
+				return nil, fmt.Errorf("%q: want key:value", kv)
+			}
+			if *p == nil {
+				*p = map[string]string{}
+			}
+			(*p)[k] = v
+			entries = append(entries, "["+k+"]")
+		}
 	case *string:
 		*p = s
+	case *bool:
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("want true or false, got %q", s)
+		}
+		*p = v
 	case *int:
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return fmt.Errorf("want a whole number, got %q", s)
+			return nil, fmt.Errorf("want a whole number, got %q", s)
 		}
 		*p = n
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("invalid duration %q: want e.g. \"30s\" or \"1m\"", s)
+			return nil, fmt.Errorf("invalid duration %q: want e.g. \"30s\" or \"1m\"", s)
 		}
 		*p = d
 	default:
-		return fmt.Errorf("internal error: no flag parser for %T", ptr)
+		return nil, fmt.Errorf("internal error: no flag parser for %T", ptr)
 	}
-	return nil
+	return entries, nil
 }

@@ -1,16 +1,20 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/warren-mesh/warren/catalog"
 )
 
-// validate checks the merged values, normalizes log_level and retry_join,
+// validate checks the merged values, normalizes log_level, retry_join,
+// the DNS domains and recursors, fills the IDs of service definitions,
 // and appends an error for every bad value, naming where it was set.
 func (b *builder) validate() {
 	c := &b.cfg
@@ -58,13 +62,10 @@ func (b *builder) validate() {
 	}
 
 	for i, entry := range c.RetryJoin {
-		addr, err := joinAddr(entry, c.Ports.Server)
+		key := fmt.Sprintf("retry_join[%d]", i)
+		addr, err := joinAddr(entry, c.Ports.SerfLAN)
 		if err != nil {
-			where := b.src["retry_join"]
-			if i < len(b.joinSrc) {
-				where = b.joinSrc[i]
-			}
-			b.errs = append(b.errs, keyErr(where, fmt.Sprintf("retry_join[%d]", i), "%v", err))
+			b.errs = append(b.errs, keyErr(b.where(key, "retry_join"), key, "%v", err))
 			continue
 		}
 		c.RetryJoin[i] = addr
@@ -73,6 +74,135 @@ func (b *builder) validate() {
 	if c.RetryInterval <= 0 {
 		check("retry_interval", fmt.Errorf("must be positive, got %s", c.RetryInterval))
 	}
+
+	b.validateAgent()
+	b.validateDNS()
+	b.validateServices()
+}
+
+// where returns where entry (a list or map entry such as "recursors[1]")
+// was set, else where key was.
+func (b *builder) where(entry, key string) string {
+	if w := b.src[entry]; w != "" {
+		return w
+	}
+	return b.src[key]
+}
+
+// minReconnectTimeout is Consul's lower bound for reconnect_timeout.
+const minReconnectTimeout = 8 * time.Hour
+
+func (b *builder) validateAgent() {
+	c := &b.cfg
+	if c.Encrypt != "" {
+		// The key is a secret: no message may quote it.
+		key, err := base64.StdEncoding.DecodeString(c.Encrypt)
+		switch {
+		case err != nil:
+			b.errs = append(b.errs, keyErr(b.src["encrypt"], "encrypt", "not valid base64 (the value is not shown)"))
+		case len(key) != 32:
+			b.errs = append(b.errs, keyErr(b.src["encrypt"], "encrypt", "decodes to %d bytes, want 32 (the value is not shown; make one with `openssl rand -base64 32`)", len(key)))
+		}
+	}
+	if c.ReconnectTimeout < minReconnectTimeout {
+		b.errs = append(b.errs, keyErr(b.src["reconnect_timeout"], "reconnect_timeout", "must be at least %s, got %s", minReconnectTimeout, c.ReconnectTimeout))
+	}
+	for _, e := range metaErrs(c.NodeMeta) {
+		key := "node_meta" + e.entry
+		b.errs = append(b.errs, keyErr(b.where(key, "node_meta"), key, "%s", e.msg))
+	}
+}
+
+func (b *builder) validateDNS() {
+	d := &b.cfg.DNS
+	check := func(key string, err error) {
+		if err != nil {
+			b.errs = append(b.errs, keyErr(b.src[key], key, "%v", err))
+		}
+	}
+	domain, err := dnsDomain(d.Domain)
+	check("domain", err)
+	if err == nil {
+		d.Domain = domain
+	}
+	if d.AltDomain != "" {
+		alt, err := dnsDomain(d.AltDomain)
+		check("alt_domain", err)
+		if err == nil {
+			if alt == d.Domain {
+				check("alt_domain", fmt.Errorf("%q is the same as domain", alt))
+			}
+			d.AltDomain = alt
+		}
+	}
+	for i, r := range d.Recursors {
+		key := fmt.Sprintf("recursors[%d]", i)
+		addr, err := recursorAddr(r)
+		if err != nil {
+			b.errs = append(b.errs, keyErr(b.where(key, "recursors"), key, "%v", err))
+			continue
+		}
+		d.Recursors[i] = addr
+	}
+	if d.RecursorTimeout <= 0 {
+		check("dns_config.recursor_timeout", fmt.Errorf("must be positive, got %s", d.RecursorTimeout))
+	}
+	if d.NodeTTL < 0 {
+		check("dns_config.node_ttl", fmt.Errorf("must be 0 or more, got %s", d.NodeTTL))
+	}
+	for _, name := range sortedKeys(d.ServiceTTL) {
+		key := "dns_config.service_ttl[" + name + "]"
+		where := b.where(key, "dns_config.service_ttl")
+		if prefix := strings.TrimSuffix(name, "*"); prefix != "" && !catalog.ValidDNSLabel(prefix) && !catalog.ValidDNSLabel(prefix+"a") {
+			b.errs = append(b.errs, keyErr(where, key, "want a service name, a prefix ending in '*', or \"*\""))
+		}
+		if ttl := d.ServiceTTL[name]; ttl < 0 {
+			b.errs = append(b.errs, keyErr(where, key, "must be 0 or more, got %s", ttl))
+		}
+	}
+	if d.UDPAnswerLimit < 1 {
+		check("dns_config.udp_answer_limit", fmt.Errorf("must be at least 1, got %d", d.UDPAnswerLimit))
+	}
+}
+
+// dnsDomain checks a domain and returns it in lower case with a trailing
+// dot.
+func dnsDomain(s string) (string, error) {
+	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	if name == "" {
+		return "", fmt.Errorf("%q is not a domain: want e.g. \"warren.\"", s)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if !catalog.ValidDNSLabel(label) {
+			return "", fmt.Errorf("%q: %q is not a valid DNS label", s, label)
+		}
+	}
+	if len(name) > 253 {
+		return "", fmt.Errorf("%q is longer than 253 characters", s)
+	}
+	return name + ".", nil
+}
+
+// recursorAddr checks a recursor, "ip" or "ip:port" (IPv6 as "[addr]:port"
+// or a bare address), and returns it as ip:port, the port defaulting to 53.
+func recursorAddr(s string) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(ip.String(), "53"), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("%q is not an IP address or ip:port", s)
+	}
+	return ap.String(), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (b *builder) validatePorts() {

@@ -35,10 +35,15 @@ type Config struct {
 	// Datacenter is ours; a request naming another gets "No path to
 	// datacenter". Empty means "dc1".
 	Datacenter string
+	// Agent serves the /v1/agent endpoints. Nil (a process without a local
+	// agent) answers them 404 "this process runs no local agent", except
+	// /v1/agent/self, which then reports what Backend.Self knows.
+	Agent Agent
 }
 
 type handler struct {
 	backend Backend
+	agent   Agent
 	log     *slog.Logger
 	dc      string
 }
@@ -46,7 +51,7 @@ type handler struct {
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
-	h := &handler{backend: cfg.Backend, log: cfg.Logger, dc: cfg.Datacenter}
+	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -70,10 +75,30 @@ func New(cfg Config) http.Handler {
 		"GET /v1/status/leader":                h.info(h.leader),
 		"GET /v1/status/peers":                 h.info(h.peers),
 		"GET /v1/agent/self":                   h.info(h.self),
-		"GET /v1/operator/raft/configuration":  h.info(h.raftConfiguration),
-		"DELETE /v1/operator/raft/peer":        h.removePeer,
-		"GET /v1/snapshot":                     h.snapshotSave,
-		"PUT /v1/snapshot":                     h.snapshotRestore,
+
+		"GET /v1/agent/services":                    h.agentRead(h.agentServices),
+		"GET /v1/agent/service/{id...}":             h.withAgent(h.agentService),
+		"GET /v1/agent/checks":                      h.agentRead(h.agentChecks),
+		"GET /v1/agent/members":                     h.agentRead(h.agentMembers),
+		"PUT /v1/agent/service/register":            h.agentWrite(h.agentRegisterService),
+		"PUT /v1/agent/service/deregister/{id...}":  h.agentWrite(h.agentDeregisterService),
+		"PUT /v1/agent/service/maintenance/{id...}": h.agentWrite(h.agentServiceMaintenance),
+		"PUT /v1/agent/check/register":              h.agentWrite(h.agentRegisterCheck),
+		"PUT /v1/agent/check/deregister/{id...}":    h.agentWrite(h.agentDeregisterCheck),
+		"PUT /v1/agent/check/pass/{id...}":          h.agentWrite(h.agentSetTTL(catalog.HealthPassing)),
+		"PUT /v1/agent/check/warn/{id...}":          h.agentWrite(h.agentSetTTL(catalog.HealthWarning)),
+		"PUT /v1/agent/check/fail/{id...}":          h.agentWrite(h.agentSetTTL(catalog.HealthCritical)),
+		"PUT /v1/agent/check/update/{id...}":        h.agentWrite(h.agentUpdateTTL),
+		"PUT /v1/agent/maintenance":                 h.agentWrite(h.agentNodeMaintenance),
+		"PUT /v1/agent/reload":                      h.agentWrite(h.agentReload),
+		"PUT /v1/agent/join/{address}":              h.agentWrite(h.agentJoin),
+		"PUT /v1/agent/leave":                       h.agentWrite(h.agentLeave),
+		"PUT /v1/agent/force-leave/{node}":          h.agentWrite(h.agentForceLeave),
+
+		"GET /v1/operator/raft/configuration": h.info(h.raftConfiguration),
+		"DELETE /v1/operator/raft/peer":       h.removePeer,
+		"GET /v1/snapshot":                    h.snapshotSave,
+		"PUT /v1/snapshot":                    h.snapshotRestore,
 	} {
 		mux.HandleFunc(pattern, fn)
 	}

@@ -17,10 +17,20 @@ func (h *handler) peers(r *http.Request) (any, error) {
 }
 
 // self answers /v1/agent/self with the part of Consul's answer clients read:
-// Config (NodeName above all) and Member. The member tags are the ones
-// Consul's tooling looks at to tell servers ("consul") from clients.
-func (h *handler) self(*http.Request) (any, error) {
-	s := h.backend.Self()
+// Config (NodeName above all) and Member. With a local agent the answer is
+// the fuller one of agentSelf.
+func (h *handler) self(r *http.Request) (any, error) {
+	if h.agent != nil {
+		return h.agentSelf(r)
+	}
+	config, member := h.selfSections(h.backend.Self())
+	return &api.AgentSelf{Config: config, Member: member}, nil
+}
+
+// selfSections builds the Config and Member sections of /v1/agent/self. The
+// member tags are the ones Consul's tooling looks at to tell servers
+// ("consul") from clients.
+func (h *handler) selfSections(s Self) (api.AgentConfig, api.AgentMember) {
 	dc := s.Datacenter
 	if dc == "" {
 		dc = h.dc
@@ -29,16 +39,14 @@ func (h *handler) self(*http.Request) (any, error) {
 	if s.Server {
 		role = "consul"
 	}
-	return &api.AgentSelf{
-		Config: api.AgentConfig{Datacenter: dc, NodeName: s.NodeName, NodeID: s.NodeID, Server: s.Server, Version: s.Version},
-		Member: api.AgentMember{
+	return api.AgentConfig{Datacenter: dc, NodeName: s.NodeName, NodeID: s.NodeID, Server: s.Server, Version: s.Version},
+		api.AgentMember{
 			Name:   s.NodeName,
 			Addr:   s.MemberAddr,
 			Port:   uint16(s.MemberPort),
 			Tags:   map[string]string{"dc": dc, "id": s.NodeID, "role": role, "build": s.Version},
 			Status: api.MemberAlive,
-		},
-	}, nil
+		}
 }
 
 func (h *handler) raftConfiguration(r *http.Request) (any, error) {

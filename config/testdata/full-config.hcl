@@ -20,3 +20,70 @@ ports {
   serf_lan = 18301
   grpc     = 18502
 }
+
+encrypt                    = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+reconnect_timeout          = "24h"
+enable_local_script_checks = true
+leave_on_terminate         = true
+
+node_meta {
+  rack = "r1"
+  tier = "gold"
+}
+
+domain     = "Warren.Example"
+alt_domain = "consul."
+recursors  = ["192.0.2.53", "[2001:db8::53]:5353"]
+
+dns_config {
+  node_ttl         = "10s"
+  service_ttl      = { "*" = "5s", "web" = "30s" }
+  only_passing     = true
+  udp_answer_limit = 5
+  recursor_timeout = "3s"
+}
+
+service {
+  name                = "web"
+  id                  = "web-1"
+  tags                = ["v1", "primary"]
+  address             = "10.0.0.5"
+  port                = 8080
+  meta                = { version = "1.2" }
+  enable_tag_override = true
+  weights             = { passing = 10, warning = 2 }
+
+  check {
+    id                                = "web-http"
+    name                              = "web HTTP"
+    http                              = "https://10.0.0.5:8080/health"
+    header                            = { "X-Probe" = ["warren"] }
+    method                            = "POST"
+    body                              = "{}"
+    disable_redirects                 = true
+    tls_server_name                   = "web.internal"
+    tls_skip_verify                   = true
+    interval                          = "10s"
+    timeout                           = "2s"
+    status                            = "passing"
+    notes                             = "the health endpoint"
+    success_before_passing            = 2
+    failures_before_critical          = 3
+    deregister_critical_service_after = "90m"
+  }
+
+  checks = [
+    { check_id = "web-tcp", tcp = "10.0.0.5:8080", interval = "5s" },
+    { args = ["/usr/local/bin/check-web", "-v"], interval = "30s" },
+    { grpc = "10.0.0.5:8081/web.Health", grpc_use_tls = true, interval = "15s" },
+    { udp = "10.0.0.5:8125", interval = "20s" },
+  ]
+}
+
+service {
+  name = "db"
+  port = 5432
+  check {
+    ttl = "30s"
+  }
+}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/rpc"
+)
+
+// serverRouter finds the servers of the agent's datacenter in the gossip
+// pool and sends requests to them, moving to the next server when one
+// cannot be reached.
+type serverRouter struct {
+	pool *rpc.Pool
+	gsp  *gossip.Pool
+	dc   string
+	// local is this process's own server RPC address, tried first; "" on
+	// a plain agent.
+	local string
+}
+
+// servers lists the alive servers' RPC addresses: the local server first,
+// the rest shuffled so agents spread their load.
+func (r *serverRouter) servers() []string {
+	var out []string
+	for _, m := range r.gsp.Members() {
+		if m.Status != serf.StatusAlive {
+			continue
+		}
+		if addr, ok := gossip.ServerRPCAddr(m, r.dc); ok && addr != r.local {
+			out = append(out, addr)
+		}
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	if r.local != "" {
+		out = append([]string{r.local}, out...)
+	}
+	return out
+}
+
+// errNoServers means gossip knows no alive server.
+var errNoServers = errors.New("no known servers")
+
+func (r *serverRouter) call(ctx context.Context, method string, req, reply any) error {
+	servers := r.servers()
+	if len(servers) == 0 {
+		return errNoServers
+	}
+	var err error
+	for _, addr := range servers {
+		err = r.pool.Call(ctx, addr, method, req, reply)
+		if err == nil || !errors.Is(err, catalog.ErrNoLeader) {
+			return err
+		}
+	}
+	return err
+}
+
+// NodeServices reads this node's catalog entry from the leader.
+func (r *serverRouter) NodeServices(ctx context.Context, node string) (*catalog.Node, []*catalog.Service, error) {
+	var reply rpc.ReadReply
+	if err := r.call(ctx, rpc.MethodNodeServices, &rpc.ReadRequest{Node: node}, &reply); err != nil {
+		return nil, nil, err
+	}
+	return reply.Node, reply.NodeServices, nil
+}
+
+// NodeChecks reads this node's checks from the leader.
+func (r *serverRouter) NodeChecks(ctx context.Context, node string) ([]*catalog.Check, error) {
+	var reply rpc.ReadReply
+	if err := r.call(ctx, rpc.MethodNodeChecks, &rpc.ReadRequest{Node: node}, &reply); err != nil {
+		return nil, err
+	}
+	return reply.Checks, nil
+}
+
+// Register sends a registration to the leader.
+func (r *serverRouter) Register(ctx context.Context, reg *catalog.Registration) error {
+	return r.call(ctx, rpc.MethodRegister, &rpc.RegisterRequest{Registration: *reg}, &rpc.Empty{})
+}
+
+// Deregister sends a deregistration to the leader.
+func (r *serverRouter) Deregister(ctx context.Context, d *catalog.Deregistration) error {
+	return r.call(ctx, rpc.MethodDeregister, &rpc.DeregisterRequest{Deregistration: *d}, &rpc.Empty{})
+}
