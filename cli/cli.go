@@ -33,13 +33,20 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"dev":      {"run a single-node server and agent with data in a temp dir", runDev},
-		"server":   {"run a control-plane server", runServer},
-		"catalog":  {"list services and nodes in the catalog", runCatalog},
-		"operator": {"operate the raft cluster (raft list-peers, raft remove-peer)", runOperator},
-		"snapshot": {"save or restore a snapshot of the whole state", runSnapshot},
-		"validate": {"check a config dir without starting anything", runValidate},
-		"version":  {"print the version", runVersion},
+		"dev":         {"run a single-node server and agent with data in a temp dir", runDev},
+		"server":      {"run a control-plane server (with the local agent)", runServer},
+		"agent":       {"run the host agent", runAgent},
+		"members":     {"list the members of the gossip pool", runMembers},
+		"join":        {"join the gossip pool through an address", runJoin},
+		"leave":       {"leave the gossip pool gracefully", runLeave},
+		"force-leave": {"mark a failed member as left", runForceLeave},
+		"reload":      {"re-read the agent's config files", runReload},
+		"keygen":      {"print a new gossip encryption key", runKeygen},
+		"catalog":     {"list services and nodes in the catalog", runCatalog},
+		"operator":    {"operate the raft cluster (raft list-peers, raft remove-peer)", runOperator},
+		"snapshot":    {"save or restore a snapshot of the whole state", runSnapshot},
+		"validate":    {"check a config dir without starting anything", runValidate},
+		"version":     {"print the version", runVersion},
 	}
 }
 

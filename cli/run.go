@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,22 +11,37 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
+	"github.com/warren-mesh/warren/dns"
+	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/httpapi"
+	"github.com/warren-mesh/warren/internal/atomicfile"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
 )
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runDev(ctx context.Context, args []string, _, stderr io.Writer) int {
 	return runDaemon(ctx, config.ModeDev, args, stderr)
 }
 
-func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runServer(ctx context.Context, args []string, _, stderr io.Writer) int {
 	return runDaemon(ctx, config.ModeServer, args, stderr)
+}
+
+func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
+	return runDaemon(ctx, config.ModeAgent, args, stderr)
 }
 
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,54 +85,80 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 		defer os.RemoveAll(dir)
 		cfg.DataDir = dir
 	}
-	if err := runProcess(ctx, cfg, log); err != nil {
+	reload := func() ([]agent.ServiceDefinition, error) {
+		c, err := config.Load(mode, flags)
+		if err != nil {
+			return nil, err
+		}
+		return serviceDefs(c), nil
+	}
+	if err := runProcess(ctx, cfg, reload, log); err != nil {
 		log.Error("warren stopped with an error", "err", err)
 		return ExitError
 	}
 	return ExitOK
 }
 
-// runProcess builds the server and the HTTP API from cfg and runs them
-// under one context. Shutdown order: HTTP stops taking requests first, then
-// the server stops.
-func runProcess(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
-	ln, err := net.Listen("tcp", httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+func serviceDefs(cfg *config.Config) []agent.ServiceDefinition {
+	out := make([]agent.ServiceDefinition, 0, len(cfg.Services))
+	for _, s := range cfg.Services {
+		out = append(out, agent.ServiceDefinition{Registration: s.Registration, Source: s.Source})
 	}
-	defer ln.Close()
-	srv, err := server.New(server.Config{
-		NodeName:        cfg.NodeName,
-		Datacenter:      cfg.Datacenter,
-		DataDir:         cfg.DataDir,
-		BindAddr:        net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Server)),
-		AdvertiseAddr:   net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.Server)),
-		BootstrapExpect: cfg.BootstrapExpect,
-		RetryJoin:       cfg.RetryJoin,
-		RetryInterval:   cfg.RetryInterval,
-		Version:         Version,
-		Logger:          log.With("subsystem", "server"),
-	})
-	if err != nil {
-		return fmt.Errorf("start server: %w", err)
-	}
-	handler := httpapi.New(httpapi.Config{
-		Backend:    srv,
-		Logger:     log.With("subsystem", "http"),
-		Datacenter: cfg.Datacenter,
-	})
-	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
-		"http", "http://"+ln.Addr().String(), "rpc", srv.Addr(), "data_dir", cfg.DataDir, "version", Version)
+	return out
+}
 
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+// process is everything one warren process runs.
+type process struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	pool   *rpc.Pool
+	gossip *gossip.Pool
+	server *server.Server // nil on a plain agent
+	agent  *agent.Agent
+	dns    *dns.Server // nil when DNS is disabled
+	httpLn net.Listener
+	http   http.Handler
+}
+
+// runProcess builds the process from cfg and runs it under one context.
+// Shutdown order: HTTP and DNS stop taking requests, the agent stops, the
+// server stops, and gossip leaves last (if configured to) so the servers
+// see the node go.
+func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.ServiceDefinition, error), log *slog.Logger) error {
+	p, err := build(cfg, reload, log)
+	if err != nil {
+		return err
+	}
+	defer p.pool.Close()
+	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
+		"http", "http://"+p.httpLn.Addr().String(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
+		"server", cfg.Server, "data_dir", cfg.DataDir, "version", Version)
+
+	// Inner layers (server, gossip) get their own contexts so they stop
+	// after the outer ones.
+	gossipCtx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGossip()
+	gossipDone := make(chan error, 1)
+	go func() { gossipDone <- p.gossip.Run(gossipCtx) }()
+	serverCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServer()
 	serverDone := make(chan error, 1)
-	go func() { serverDone <- srv.Run(srvCtx) }()
+	if p.server != nil {
+		go func() { serverDone <- p.server.Run(serverCtx) }()
+	}
 
-	err = task.Run(ctx,
-		func(ctx context.Context) error { return serveHTTP(ctx, ln, handler, log) },
+	loops := []task.Func{
+		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
+		p.agent.Run,
 		func(ctx context.Context) error {
+			return p.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval)
+		},
+		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log) },
+		func(ctx context.Context) error {
+			if p.server == nil {
+				<-ctx.Done()
+				return nil
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -128,12 +170,180 @@ func runProcess(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 				return err
 			}
 		},
-	)
-	stopServer()
-	if serr := <-serverDone; serr != nil && err == nil {
-		err = serr
+	}
+	if p.dns != nil {
+		loops = append(loops, p.dns.Run)
+	}
+	err = task.Run(ctx, loops...)
+	if p.server != nil {
+		stopServer()
+		if serr := <-serverDone; serr != nil && err == nil {
+			err = serr
+		}
+	}
+	stopGossip()
+	if gerr := <-gossipDone; gerr != nil && err == nil {
+		err = gerr
 	}
 	return err
+}
+
+func (p *process) dnsAddr() string {
+	if p.dns == nil {
+		return "disabled"
+	}
+	return p.dns.Addr()
+}
+
+// build creates every component from cfg; on error it releases what it
+// made.
+func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error), log *slog.Logger) (p *process, err error) {
+	p = &process{cfg: cfg, log: log, pool: rpc.NewPool()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
+	if p.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+	}
+	nodeID, err := loadNodeID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	if cfg.Encrypt != "" {
+		if key, err = base64.StdEncoding.DecodeString(cfg.Encrypt); err != nil {
+			return nil, fmt.Errorf("encrypt: not base64")
+		}
+	}
+	rpcAddr := net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.Server))
+	tags := map[string]string{gossip.TagRole: "node", gossip.TagDatacenter: cfg.Datacenter, gossip.TagID: nodeID, gossip.TagVersion: Version}
+	if cfg.Server {
+		tags[gossip.TagRole] = "server"
+		tags[gossip.TagRPCAddr] = rpcAddr
+		tags[gossip.TagExpect] = gossip.ExpectTag(cfg.BootstrapExpect)
+	}
+	p.gossip, err = gossip.New(gossip.Config{
+		NodeName: cfg.NodeName, NodeID: nodeID,
+		BindAddr: cfg.BindAddr, BindPort: cfg.Ports.SerfLAN, AdvertiseAddr: cfg.AdvertiseAddr,
+		Tags: tags, EncryptKey: key, DataDir: cfg.DataDir,
+		ReconnectTimeout: cfg.ReconnectTimeout, LeaveOnStop: cfg.LeaveOnTerminate,
+		Logger: log.With("subsystem", "gossip"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var backend httpapi.Backend
+	serverAddr := ""
+	if cfg.Server {
+		p.server, err = server.New(server.Config{
+			NodeName: cfg.NodeName, NodeID: nodeID, Datacenter: cfg.Datacenter, DataDir: cfg.DataDir,
+			BindAddr:        net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Server)),
+			AdvertiseAddr:   rpcAddr,
+			BootstrapExpect: cfg.BootstrapExpect,
+			RetryInterval:   cfg.RetryInterval,
+			Gossip:          p.gossip,
+			Version:         Version,
+			Logger:          log.With("subsystem", "server"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start server: %w", err)
+		}
+		backend, serverAddr = p.server, p.server.Addr()
+	}
+	p.agent, err = agent.New(agent.Config{
+		NodeName: cfg.NodeName, NodeID: nodeID, Datacenter: cfg.Datacenter,
+		Address: cfg.AdvertiseAddr, NodeMeta: cfg.NodeMeta, DataDir: cfg.DataDir,
+		ServerRPCAddr: serverAddr, Services: serviceDefs(cfg), EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
+		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version,
+		Logger: log.With("subsystem", "agent"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	if backend == nil {
+		backend = p.agent.Backend()
+	}
+	if cfg.Ports.DNS > 0 {
+		p.dns, err = dns.New(dns.Config{
+			Addr:   net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.DNS)),
+			Domain: cfg.DNS.Domain, AltDomain: cfg.DNS.AltDomain,
+			Datacenter: cfg.Datacenter, NodeName: cfg.NodeName,
+			Recursors: cfg.DNS.Recursors, RecursorTimeout: cfg.DNS.RecursorTimeout,
+			NodeTTL: cfg.DNS.NodeTTL, ServiceTTL: cfg.DNS.ServiceTTL,
+			OnlyPassing: cfg.DNS.OnlyPassing, UDPAnswerLimit: cfg.DNS.UDPAnswerLimit,
+			View:   p.agent.View(),
+			Logger: log.With("subsystem", "dns"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start DNS: %w", err)
+		}
+	}
+	p.http = httpapi.New(httpapi.Config{
+		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
+		Logger: log.With("subsystem", "http"),
+	})
+	return p, nil
+}
+
+// close releases what build made when the process never ran.
+func (p *process) close() {
+	if p.httpLn != nil {
+		_ = p.httpLn.Close()
+	}
+	if p.server != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = p.server.Run(ctx)
+	}
+	if p.gossip != nil {
+		p.gossip.Close()
+	}
+	p.pool.Close()
+}
+
+// loadNodeID returns the node's persistent ID: a server data dir's own, or
+// the node-id file, created on first start.
+func loadNodeID(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if _, perr := uuid.Parse(id); perr != nil {
+			return "", fmt.Errorf("%s is corrupt: %q is not a UUID", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	id := uuid.NewString()
+	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// reloadOnHUP re-reads the config files on SIGHUP.
+func reloadOnHUP(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := a.Reload(ctx); err != nil {
+				log.Error("reload failed; the running configuration stays", "err", err)
+			}
+		}
+	}
 }
 
 // serveHTTP serves until ctx is done, then stops taking connections and

@@ -51,8 +51,19 @@ func (p *Pool) client(addr string) (pb.ServerClient, error) {
 	return pb.NewServerClient(c), nil
 }
 
-// Call runs method on the server at addr, with req and reply as JSON.
+// Call runs method on the server at addr, with req and reply as JSON; the
+// server forwards it to the leader if it must.
 func (p *Pool) Call(ctx context.Context, addr, method string, req, reply any) error {
+	return p.call(ctx, addr, method, req, reply, false)
+}
+
+// Forward runs method on the leader at addr, which must not forward it
+// again: servers use it to forward their requests.
+func (p *Pool) Forward(ctx context.Context, addr, method string, req, reply any) error {
+	return p.call(ctx, addr, method, req, reply, true)
+}
+
+func (p *Pool) call(ctx context.Context, addr, method string, req, reply any, forwarded bool) error {
 	c, err := p.client(addr)
 	if err != nil {
 		return err
@@ -61,7 +72,7 @@ func (p *Pool) Call(ctx context.Context, addr, method string, req, reply any) er
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
-	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body})
+	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body, Forwarded: forwarded})
 	if err != nil {
 		return FromStatus(err)
 	}

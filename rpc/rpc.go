@@ -24,7 +24,14 @@ const (
 	MethodRemovePeer        = "Operator.RemovePeer"
 	MethodSnapshotSave      = "Snapshot.Save"
 	MethodSnapshotRestore   = "Snapshot.Restore"
+	MethodStatus            = "Status.Get"
 )
+
+// StatusReply is the leader's and the voters' RPC addresses.
+type StatusReply struct {
+	Leader string
+	Peers  []string
+}
 
 // RegisterRequest carries a catalog registration to the leader.
 type RegisterRequest struct {

@@ -123,6 +123,14 @@ func (s *Server) Peers(context.Context) ([]string, error) {
 	return peers, nil
 }
 
+func (s *Server) localStatus(ctx context.Context, _ *rpc.Empty) (*rpc.StatusReply, error) {
+	peers, err := s.Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &rpc.StatusReply{Leader: s.LeaderAddr(), Peers: peers}, nil
+}
+
 // RaftConfiguration is the leader's view of the Raft configuration.
 func (s *Server) RaftConfiguration(ctx context.Context) (*httpapi.RaftConfiguration, error) {
 	r, err := call[rpc.RaftConfigurationReply, rpc.RaftConfigurationReply](ctx, s, rpc.MethodRaftConfiguration, &rpc.RaftConfigurationReply{})

@@ -27,7 +27,7 @@ const metaFile = "server.json"
 
 // openDataDir creates the data dir if needed, takes its lock (one process
 // per data dir) and loads or creates its metadata.
-func openDataDir(dir, datacenter string) (*dataDirMeta, *os.File, error) {
+func openDataDir(dir, datacenter, nodeID string) (*dataDirMeta, *os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -44,7 +44,10 @@ func openDataDir(dir, datacenter string) (*dataDirMeta, *os.File, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		m = dataDirMeta{NodeID: uuid.NewString(), Datacenter: datacenter}
+		if nodeID == "" {
+			nodeID = uuid.NewString()
+		}
+		m = dataDirMeta{NodeID: nodeID, Datacenter: datacenter}
 		if err := writeFileAtomic(path, mustJSON(m)); err != nil {
 			_ = lock.Close()
 			return nil, nil, err

@@ -64,6 +64,7 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodRemovePeer:        typed(true, s.localRemovePeer),
 		rpc.MethodSnapshotSave:      typed(true, s.localSnapshotSave),
 		rpc.MethodSnapshotRestore:   typed(true, s.localSnapshotRestore),
+		rpc.MethodStatus:            typed(false, s.localStatus),
 	}
 }
 
@@ -89,27 +90,44 @@ func call[Req, Reply any](ctx context.Context, s *Server, method string, req *Re
 		}
 		return out.(*Reply), nil
 	}
-	// Every catalog write is idempotent (an upsert or a delete), so a
-	// request that may or may not have reached a leader that went away is
-	// safe to send again, as Consul's RPC hold does.
+	var reply Reply
+	if err := s.forwardInto(ctx, method, req, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// forward sends req to the leader and returns its reply as a JSON message.
+func (s *Server) forward(ctx context.Context, method string, req any) (any, error) {
+	var reply json.RawMessage
+	if err := s.forwardInto(ctx, method, req, &reply); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// forwardInto sends req to the leader, decoding its reply into reply.
+// Every catalog write is idempotent (an upsert or a delete), so a request
+// that may or may not have reached a leader that went away is safe to send
+// again, as Consul's RPC hold does.
+func (s *Server) forwardInto(ctx context.Context, method string, req, reply any) error {
 	hold := time.Now().Add(leaderWait)
 	for {
 		addr, err := s.waitLeader(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var reply Reply
-		err = s.pool.Call(ctx, addr, method, req, &reply)
+		err = s.pool.Forward(ctx, addr, method, req, reply)
 		if err == nil {
-			return &reply, nil
+			return nil
 		}
 		if !errors.Is(err, catalog.ErrNoLeader) || time.Now().After(hold) {
-			return nil, err
+			return err
 		}
 		s.log.Debug("forward to leader failed; retrying", "method", method, "leader", addr, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -153,12 +171,19 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (*pb.CallRe
 	if err := json.Unmarshal(req.Body, in); err != nil {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: decode %s: %v", catalog.ErrInvalid, req.Method, err))
 	}
-	// A forwarded request is never forwarded again: if we are no longer
-	// the leader, the caller retries or reports it.
-	if !g.s.servesLocally(ep, in) {
-		return nil, rpc.ToStatus(catalog.ErrNoLeader)
+	var out any
+	var err error
+	switch {
+	case g.s.servesLocally(ep, in):
+		out, err = ep.run(ctx, in)
+	case req.Forwarded:
+		// A forwarded request is never forwarded again: if we are no
+		// longer the leader, the forwarding server retries.
+		err = catalog.ErrNoLeader
+	default:
+		// An agent's request: forward it as we would our own.
+		out, err = g.s.forward(ctx, req.Method, in)
 	}
-	out, err := ep.run(ctx, in)
 	if err != nil {
 		return nil, rpc.ToStatus(err)
 	}

@@ -91,10 +91,17 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// chanListener is a net.Listener fed by the mux.
+// chanListener is a net.Listener fed by the mux. Closing it stops its
+// Accept only; the mux and the other listener keep running.
 type chanListener struct {
-	m  *mux
-	ch chan net.Conn
+	m      *mux
+	ch     chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newChanListener(m *mux, ch chan net.Conn) chanListener {
+	return chanListener{m: m, ch: ch, closed: make(chan struct{})}
 }
 
 func (l *chanListener) Accept() (net.Conn, error) {
@@ -103,10 +110,15 @@ func (l *chanListener) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.m.done:
 		return nil, net.ErrClosed
+	case <-l.closed:
+		return nil, net.ErrClosed
 	}
 }
 
-func (l *chanListener) Close() error   { l.m.close(); return nil }
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
 func (l *chanListener) Addr() net.Addr { return l.m.ln.Addr() }
 
 // raftLayer is the Raft stream layer on the mux: it dials with the Raft

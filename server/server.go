@@ -33,7 +33,9 @@ import (
 
 // Config is what a server needs; the CLI builds it from the runtime config.
 type Config struct {
-	NodeName   string
+	NodeName string
+	// NodeID is used for a new data dir; an existing one keeps its own.
+	NodeID     string
 	Datacenter string
 	DataDir    string
 	// BindAddr is the host:port the RPC (and Raft) listener binds.
@@ -123,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 
 	var err error
-	s.meta, s.lock, err = openDataDir(cfg.DataDir, cfg.Datacenter)
+	s.meta, s.lock, err = openDataDir(cfg.DataDir, cfg.Datacenter, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +179,7 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
-	layer := &raftLayer{chanListener: chanListener{m: s.mux, ch: s.mux.raftCh}, advertise: advertise}
+	layer := &raftLayer{chanListener: newChanListener(s.mux, s.mux.raftCh), advertise: advertise}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,
@@ -256,7 +258,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) serveGRPC(ctx context.Context) error {
-	l := &chanListener{m: s.mux, ch: s.mux.grpcCh}
+	gl := newChanListener(s.mux, s.mux.grpcCh)
+	l := &gl
 	errCh := make(chan error, 1)
 	go func() { errCh <- s.grpc.Serve(l) }()
 	select {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +131,9 @@ func (v *View) apply(index uint64, snapshot bool, body *rpc.WatchBody) {
 			next.nodes[k] = val
 		}
 	}
+	// Keys are lowercased: DNS names are case-insensitive.
 	for name, csns := range body.Services {
+		name = strings.ToLower(name)
 		if len(csns) == 0 {
 			delete(next.services, name)
 		} else {
@@ -138,6 +141,7 @@ func (v *View) apply(index uint64, snapshot bool, body *rpc.WatchBody) {
 		}
 	}
 	for name, n := range body.Nodes {
+		name = strings.ToLower(name)
 		if n == nil {
 			delete(next.nodes, name)
 		} else {
@@ -167,15 +171,16 @@ func (v *View) Generation() uint64 { return v.data.Load().generation }
 // Index is the Raft index the view is current to.
 func (v *View) Index() uint64 { return v.data.Load().index }
 
-// ServiceInstances returns every instance of a service with its checks.
-// The result is shared: callers must not modify it.
+// ServiceInstances returns every instance of a service with its checks;
+// the name matches case-insensitively. The result is shared: callers must
+// not modify it.
 func (v *View) ServiceInstances(service string) []catalog.CheckServiceNode {
-	return v.data.Load().services[service]
+	return v.data.Load().services[strings.ToLower(service)]
 }
 
-// Node returns a node by name.
+// Node returns a node by name, matched case-insensitively.
 func (v *View) Node(name string) (*catalog.Node, bool) {
-	n, ok := v.data.Load().nodes[name]
+	n, ok := v.data.Load().nodes[strings.ToLower(name)]
 	return n, ok
 }
 
@@ -190,7 +195,7 @@ func (v *View) Nodes() []*catalog.Node {
 	return out
 }
 
-// ServiceNames returns every service name, sorted.
+// ServiceNames returns every service name, lowercased and sorted.
 func (v *View) ServiceNames() []string {
 	d := v.data.Load()
 	out := make([]string, 0, len(d.services))

@@ -27,9 +27,12 @@ const (
 )
 
 type CallRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Body   []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// Set by a server forwarding to the leader: the receiver must not
+	// forward again. Agents leave it unset and any server forwards for them.
+	Forwarded     bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -76,6 +79,13 @@ func (x *CallRequest) GetBody() []byte {
 		return x.Body
 	}
 	return nil
+}
+
+func (x *CallRequest) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
 }
 
 type CallReply struct {
@@ -417,10 +427,11 @@ var File_warren_proto protoreflect.FileDescriptor
 
 const file_warren_proto_rawDesc = "" +
 	"\n" +
-	"\fwarren.proto\x12\rwarren.rpc.v1\"9\n" +
+	"\fwarren.proto\x12\rwarren.rpc.v1\"W\n" +
 	"\vCallRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"\x1f\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\x1f\n" +
 	"\tCallReply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\"\xc6\x01\n" +
 	"\n" +

@@ -1,0 +1,256 @@
+// Package agent wires the host agent: the local registrations and their
+// anti-entropy (agent/local), the health check runners (agent/checks), the
+// local view of the catalog (agent/view), and the path to the servers over
+// gossip and gRPC. The logic lives in those components; Agent only builds
+// them, runs them under one context and serves the HTTP API's Agent
+// interface. Only cli imports it.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/warren-mesh/warren/agent/checks"
+	"github.com/warren-mesh/warren/agent/local"
+	"github.com/warren-mesh/warren/agent/view"
+	"github.com/warren-mesh/warren/api"
+	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/httpapi"
+	"github.com/warren-mesh/warren/internal/logging"
+	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/rpc"
+)
+
+// ServiceDefinition is a service from a config file, with where it came
+// from for error messages.
+type ServiceDefinition struct {
+	Registration api.AgentServiceRegistration
+	Source       string
+}
+
+// Config is what an Agent needs; the CLI builds it from the runtime config.
+type Config struct {
+	NodeName   string
+	NodeID     string
+	Datacenter string
+	// Address is the node's address in the catalog.
+	Address  string
+	NodeMeta map[string]string
+	DataDir  string
+	// ServerRPCAddr is this process's own server's RPC address, "" on a
+	// plain agent.
+	ServerRPCAddr           string
+	Services                []ServiceDefinition
+	EnableLocalScriptChecks bool
+	// Reload re-reads the config files; nil disables reload.
+	Reload       func() ([]ServiceDefinition, error)
+	Gossip       *gossip.Pool
+	Pool         *rpc.Pool
+	SyncInterval time.Duration
+	// MinCheckInterval is the floor of check intervals; 0 = 1s.
+	MinCheckInterval time.Duration
+	Version          string
+	Logger           *slog.Logger
+}
+
+// Agent is the host agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	router *serverRouter
+	local  *local.State
+	checks *checks.Manager
+	view   *view.View
+
+	mu         sync.Mutex
+	fromConfig map[string]bool // service IDs defined in config files
+	updates    chan checks.Update
+}
+
+var _ httpapi.Agent = (*Agent)(nil)
+
+// New builds the agent and registers the services of its config files and
+// those registered through the API before the last restart.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = logging.Discard()
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, updates: make(chan checks.Update, 1024)}
+	a.router = &serverRouter{pool: cfg.Pool, gsp: cfg.Gossip, dc: cfg.Datacenter, local: cfg.ServerRPCAddr}
+	var err error
+	a.local, err = local.New(local.Config{
+		Node:         a.node(),
+		DataDir:      cfg.DataDir,
+		Syncer:       a.router,
+		Logger:       a.log.With("component", "anti-entropy"),
+		ClusterSize:  cfg.Gossip.NumAlive,
+		SyncInterval: cfg.SyncInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local state: %w", err)
+	}
+	a.checks = checks.NewManager(checks.ManagerConfig{
+		Logger:                  a.log.With("component", "checks"),
+		Notify:                  a.notify,
+		MinInterval:             cfg.MinCheckInterval,
+		EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
+		Reap: func(serviceID, checkID string) {
+			a.log.Info("deregistering service: its check stayed critical too long", "service", serviceID, "check", checkID)
+			_ = a.DeregisterService(context.Background(), serviceID)
+		},
+	})
+	a.view = view.New(view.Config{Pool: cfg.Pool, Servers: a.router.servers, Logger: a.log.With("component", "view")})
+	if err := a.loadServices(cfg.Services); err != nil {
+		return nil, err
+	}
+	a.replayPersisted()
+	return a, nil
+}
+
+func (a *Agent) node() catalog.Node {
+	return catalog.Node{ID: a.cfg.NodeID, Name: a.cfg.NodeName, Address: a.cfg.Address, Datacenter: a.cfg.Datacenter, Meta: a.cfg.NodeMeta}
+}
+
+// View is the agent's local view of the catalog, for DNS.
+func (a *Agent) View() *view.View { return a.view }
+
+// Run runs the agent's loops until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	return task.Run(ctx, a.local.Run, a.checks.Run, a.view.Run, a.pumpUpdates, a.followServers)
+}
+
+// notify receives check results; it must not block the runner.
+func (a *Agent) notify(u checks.Update) {
+	select {
+	case a.updates <- u:
+	default:
+		a.log.Warn("check update queue full; the next full sync will carry the status", "check", u.CheckID)
+	}
+}
+
+func (a *Agent) pumpUpdates(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case u := <-a.updates:
+			if err := a.local.UpdateCheck(u.CheckID, u.Status, u.Output); err != nil {
+				a.log.Debug("check update for a removed check", "check", u.CheckID, "err", err)
+			}
+		}
+	}
+}
+
+// followServers triggers a full sync when a server (re)appears, so that
+// what changed while no server was reachable is pushed at once.
+func (a *Agent) followServers(ctx context.Context) error {
+	events := a.cfg.Gossip.Subscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-events:
+			me, ok := e.(serf.MemberEvent)
+			if !ok || me.Type != serf.EventMemberJoin {
+				continue
+			}
+			for _, m := range me.Members {
+				if _, ok := gossip.ServerRPCAddr(m, a.cfg.Datacenter); ok {
+					a.local.SyncFull()
+					break
+				}
+			}
+		}
+	}
+}
+
+// addService registers a service locally and starts its check runners.
+func (a *Agent) addService(r *api.AgentServiceRegistration, src checks.Source) error {
+	svc, cats, defs, err := serviceFromRegistration(r, src, a.cfg.EnableLocalScriptChecks)
+	if err != nil {
+		return err
+	}
+	var blob []byte
+	if src == checks.SourceAPI {
+		if blob, err = json.Marshal(r); err != nil {
+			return fmt.Errorf("encode registration: %w", err)
+		}
+	}
+	old := map[string]bool{}
+	for _, c := range a.local.Checks() {
+		if c.ServiceID == svc.ID {
+			old[c.CheckID] = true
+		}
+	}
+	if err := a.local.AddService(svc, cats, blob); err != nil {
+		return err
+	}
+	for _, d := range defs {
+		delete(old, d.ID)
+		if d.Kind() == checks.KindTTL || d.Interval > 0 {
+			if err := a.checks.Add(d); err != nil {
+				return fmt.Errorf("start check %q: %w", d.ID, err)
+			}
+		}
+	}
+	for id := range old {
+		a.checks.Remove(id)
+	}
+	a.mu.Lock()
+	a.fromConfig[svc.ID] = src == checks.SourceConfigFile
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) loadServices(defs []ServiceDefinition) error {
+	for _, d := range defs {
+		r := d.Registration
+		if err := a.addService(&r, checks.SourceConfigFile); err != nil {
+			return fmt.Errorf("%s: service %q: %w", d.Source, r.Name, err)
+		}
+	}
+	return nil
+}
+
+// replayPersisted re-registers what the API registered before a restart;
+// a config file's service of the same ID wins.
+func (a *Agent) replayPersisted() {
+	services, standalone, err := a.local.Persisted()
+	if err != nil {
+		a.log.Error("read persisted registrations", "err", err)
+		return
+	}
+	for id, blob := range services {
+		a.mu.Lock()
+		cfg := a.fromConfig[id]
+		a.mu.Unlock()
+		if cfg {
+			continue
+		}
+		var r api.AgentServiceRegistration
+		if err := json.Unmarshal(blob, &r); err != nil {
+			a.log.Error("persisted service is unreadable; skipped", "service", id, "err", err)
+			continue
+		}
+		if err := a.addService(&r, checks.SourceAPI); err != nil {
+			a.log.Error("persisted service no longer valid; skipped", "service", id, "err", err)
+		}
+	}
+	for id, blob := range standalone {
+		var r api.AgentCheckRegistration
+		if err := json.Unmarshal(blob, &r); err != nil {
+			a.log.Error("persisted check is unreadable; skipped", "check", id, "err", err)
+			continue
+		}
+		if err := a.addCheck(&r, true); err != nil {
+			a.log.Error("persisted check no longer valid; skipped", "check", id, "err", err)
+		}
+	}
+}
