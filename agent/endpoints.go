@@ -171,6 +171,8 @@ func (a *Agent) Reload(_ context.Context) error {
 	if err := a.loadServices(defs); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	// A reload also compares the whole node with the catalog at once.
+	a.local.SyncFull()
 	a.log.Info("configuration reloaded", "services", len(defs), "removed", len(drop))
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"text/tabwriter"
 	"time"
 )
@@ -73,13 +72,6 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	rank := int(p/100*float64(len(sorted))+0.999999) - 1
 	return sorted[min(max(rank, 0), len(sorted)-1)]
-}
-
-// sortedCopy sorts a copy of ds.
-func sortedCopy(ds []time.Duration) []time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s
 }
 
 // ms formats a duration in milliseconds with two decimals.
