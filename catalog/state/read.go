@@ -110,7 +110,7 @@ func (r *reader) node(name string, fallback <-chan struct{}) *catalog.Node {
 	if r.err != nil {
 		return nil
 	}
-	it, err := r.tx.Get(tableNodes, "name", name)
+	it, err := r.tx.Get(tableNodes, "id", name)
 	if err != nil {
 		r.err = err
 		return nil
@@ -369,7 +369,14 @@ func (s *Store) ChecksInState(ws memdb.WatchSet, state string) (uint64, []*catal
 	if state == catalog.HealthAny {
 		out = r.checks(tableChecks, "id", scopeAllChecks)
 	} else {
-		out = r.checks(tableChecks, "status", scopeCheckState(state), state)
+		// No index by status: it would cost memory on every check for a
+		// query operators run rarely. Scan, and watch the whole table.
+		all := r.checks(tableChecks, "id", scopeCheckState(state))
+		for _, c := range all {
+			if c.Status == state {
+				out = append(out, c)
+			}
+		}
 	}
 	idx, err := r.done()
 	return idx, out, err

@@ -44,15 +44,12 @@ type indexRow struct {
 
 // keyIndexer is an index over one or more string fields of an object.
 //
-// As the id index (single=true) it yields fields joined and terminated by
-// NUL. As a lookup index (single=false) it is a MultiIndexer that yields, for
-// every row, the key with a trailing NUL and a twin with a trailing \x01.
-// The twin makes the radix tree branch exactly at the end of every key, so
-// the watch channel that an exact lookup of "web" returns belongs to a tree
-// node under which only "web" rows live. Without it, the first insert of
-// "web2" splits the edge holding "web\x00..." and fires every watcher of
-// "web" although nothing about "web" changed. Lookups use the NUL form only,
-// so the twins are never returned.
+// It yields the fields joined and terminated by NUL. A watch on an exact
+// lookup of "web" can still fire when the first "web2" row splits the radix
+// edge holding "web\x00": such a wake-up is internal only, because a
+// blocking query answers only when its result's index moved. (An earlier
+// version indexed a twin key per row to avoid it; that doubled the index
+// memory for a rare, invisible wake-up.)
 type keyIndexer struct {
 	fields func(obj any) ([]string, bool)
 	nargs  int
@@ -112,7 +109,7 @@ func (k multiKeyIndexer) FromObject(obj any) (bool, [][]byte, error) {
 	if !ok {
 		return false, nil, nil
 	}
-	return true, [][]byte{joinKey(parts, 0), joinKey(parts, 1)}, nil
+	return true, [][]byte{joinKey(parts, 0)}, nil
 }
 
 func idIndex(nargs int, f func(obj any) ([]string, bool)) *memdb.IndexSchema {
@@ -137,8 +134,6 @@ func schema() *memdb.DBSchema {
 			Name: tableNodes,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": idIndex(1, func(o any) ([]string, bool) { return []string{o.(*catalog.Node).Name}, true }),
-				// name: exact per-node watches (see keyIndexer).
-				"name": lookupIndex("name", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Node).Name}, true }),
 				"uuid": {
 					Name:         "uuid",
 					AllowMissing: true,
@@ -175,7 +170,6 @@ func schema() *memdb.DBSchema {
 					c := o.(*catalog.Check)
 					return []string{c.ServiceName}, c.ServiceName != ""
 				}),
-				"status": lookupIndex("status", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Check).Status}, true }),
 			},
 		},
 		tableTombstones: {
