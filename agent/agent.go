@@ -54,6 +54,9 @@ type Config struct {
 	Gossip       *gossip.Pool
 	Pool         *rpc.Pool
 	SyncInterval time.Duration
+	// NoView skips the catalog view and its watch stream, for a process
+	// whose server holds the catalog itself.
+	NoView bool
 	// MinCheckInterval is the floor of check intervals; 0 = 1s.
 	MinCheckInterval time.Duration
 	Version          string
@@ -123,7 +126,11 @@ func (a *Agent) View() *view.View { return a.view }
 
 // Run runs the agent's loops until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	return task.Run(ctx, a.local.Run, a.checks.Run, a.view.Run, a.pumpUpdates, a.followServers)
+	loops := []task.Func{a.local.Run, a.checks.Run, a.pumpUpdates, a.followServers}
+	if !a.cfg.NoView {
+		loops = append(loops, a.view.Run)
+	}
+	return task.Run(ctx, loops...)
 }
 
 // notify receives check results; it must not block the runner.

@@ -30,6 +30,7 @@ type proc struct {
 	logPath  string
 	rpcAddr  string // host:port of server RPC (what /v1/status/leader names)
 	httpAddr string // host:port of the HTTP API
+	serfAddr string // host:port of serf LAN gossip
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when the process has been reaped
 	waitErr  error         // valid once exited is closed
@@ -81,6 +82,7 @@ func startCluster(ctx context.Context, bin string, keep bool, env ...string) (c 
 			logPath:  filepath.Join(dir, fmt.Sprintf("s%d.log", i+1)),
 			rpcAddr:  net.JoinHostPort(loopback, strconv.Itoa(ports[3*i])),
 			httpAddr: net.JoinHostPort(loopback, strconv.Itoa(ports[3*i+1])),
+			serfAddr: net.JoinHostPort(loopback, strconv.Itoa(ports[3*i+2])),
 		})
 	}
 	for i, p := range c.procs {
@@ -114,7 +116,7 @@ func (c *cluster) startProc(bin string, p *proc, serfPort int) error {
 		"-log-level", "warn",
 	}
 	for _, q := range c.procs {
-		args = append(args, "-retry-join", q.rpcAddr)
+		args = append(args, "-retry-join", q.serfAddr)
 	}
 	if err := os.MkdirAll(p.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)

@@ -257,7 +257,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		NodeName: cfg.NodeName, NodeID: nodeID, Datacenter: cfg.Datacenter,
 		Address: cfg.AdvertiseAddr, NodeMeta: cfg.NodeMeta, DataDir: cfg.DataDir,
 		ServerRPCAddr: serverAddr, Services: serviceDefs(cfg), EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
-		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version,
+		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version, NoView: p.server != nil,
 		Logger: log.With("subsystem", "agent"),
 	})
 	if err != nil {
@@ -265,6 +265,10 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	}
 	if backend == nil {
 		backend = p.agent.Backend()
+	}
+	var view dns.View = p.agent.View()
+	if p.server != nil {
+		view = p.server.LocalView()
 	}
 	if cfg.Ports.DNS > 0 {
 		p.dns, err = dns.New(dns.Config{
@@ -274,7 +278,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			Recursors: cfg.DNS.Recursors, RecursorTimeout: cfg.DNS.RecursorTimeout,
 			NodeTTL: cfg.DNS.NodeTTL, ServiceTTL: cfg.DNS.ServiceTTL,
 			OnlyPassing: cfg.DNS.OnlyPassing, UDPAnswerLimit: cfg.DNS.UDPAnswerLimit,
-			View:   p.agent.View(),
+			View:   view,
 			Logger: log.With("subsystem", "dns"),
 		})
 		if err != nil {

@@ -102,9 +102,19 @@ type SnapshotRestoreRequest struct {
 	Data []byte
 }
 
-// WatchBody is the body of a WatchEvent. In a delta, a service with no
-// instances and a node mapped to nil were removed.
+// WatchBody is the body of a WatchEvent. A snapshot fills Services and
+// Nodes; a delta fills Upserts (instances to add or replace), Removed
+// (instances that are gone) and Nodes (a node mapped to nil is gone).
 type WatchBody struct {
 	Services map[string][]catalog.CheckServiceNode `json:",omitempty"`
 	Nodes    map[string]*catalog.Node              `json:",omitempty"`
+	Upserts  []catalog.CheckServiceNode            `json:",omitempty"`
+	Removed  []InstanceKey                         `json:",omitempty"`
+}
+
+// InstanceKey names a service instance.
+type InstanceKey struct {
+	Service string
+	Node    string
+	ID      string
 }

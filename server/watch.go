@@ -1,14 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
 	"google.golang.org/grpc"
 
 	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
 )
@@ -17,90 +18,135 @@ import (
 const watchDebounce = 10 * time.Millisecond
 
 // watch streams this server's catalog to an agent's view: a snapshot, then
-// the services and nodes whose index moved. It needs no leader, so views
-// keep following whichever server they reach during an election.
+// for each batch of commits the full instance lists of just the services
+// they touched, read from the store's change feed. It needs no leader, so
+// views keep following whichever server they reach during an election.
 func (s *Server) watch(stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
 	ctx := stream.Context()
-	sentSvc := map[string]uint64{}
-	sentNode := map[string]uint64{}
-	first := true
 	for {
-		ws := memdb.NewWatchSet()
-		ws.Add(s.store.AbandonCh())
-		if s.store.AbandonCh() == nil {
-			return fmt.Errorf("store closed")
-		}
-		body, idx, err := s.watchDelta(ws, sentSvc, sentNode, first)
+		cur := s.store.ChangeCursor()
+		body, err := s.watchSnapshot()
 		if err != nil {
 			return rpc.ToStatus(err)
 		}
-		if first || len(body.Services) > 0 || len(body.Nodes) > 0 {
-			data, err := json.Marshal(body)
-			if err != nil {
-				return rpc.ToStatus(fmt.Errorf("encode watch event: %w", err))
-			}
-			if err := stream.Send(&pb.WatchEvent{Index: idx, Snapshot: first, Body: data}); err != nil {
-				return err
-			}
-			first = false
+		if err := sendWatch(stream, cur.Index, true, body); err != nil {
+			return err
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
-			return nil
+		cur, err = s.followChanges(ctx, stream, cur)
+		if err != nil || ctx.Err() != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(watchDebounce):
+		// The feed no longer reaches back to cur: start over.
+	}
+}
+
+func sendWatch(stream grpc.ServerStreamingServer[pb.WatchEvent], idx uint64, snapshot bool, body *rpc.WatchBody) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return rpc.ToStatus(fmt.Errorf("encode watch event: %w", err))
+	}
+	return stream.Send(&pb.WatchEvent{Index: idx, Snapshot: snapshot, Body: data})
+}
+
+// followChanges sends deltas until ctx ends, the stream fails, or the feed
+// loses cur (then it returns with a nil error for a new snapshot).
+func (s *Server) followChanges(ctx context.Context, stream grpc.ServerStreamingServer[pb.WatchEvent], cur state.Cursor) (state.Cursor, error) {
+	for {
+		changes, next, ok := s.store.ChangesSince(cur)
+		if !ok {
+			return cur, nil
+		}
+		if len(changes) == 0 {
+			select {
+			case <-ctx.Done():
+				return cur, nil
+			case <-next:
+			}
+			// Let a burst of commits land, then send them as one event.
+			select {
+			case <-ctx.Done():
+				return cur, nil
+			case <-time.After(watchDebounce):
+			}
+			continue
+		}
+		body, err := s.watchDelta(changes)
+		if err != nil {
+			return cur, rpc.ToStatus(err)
+		}
+		cur.Index = changes[len(changes)-1].Index
+		if err := sendWatch(stream, cur.Index, false, body); err != nil {
+			return cur, err
 		}
 	}
 }
 
-// watchDelta collects what changed since the indexes in sentSvc and
-// sentNode (updating them), adding table-wide watches to ws.
-func (s *Server) watchDelta(ws memdb.WatchSet, sentSvc, sentNode map[string]uint64, all bool) (*rpc.WatchBody, uint64, error) {
+func (s *Server) watchSnapshot() (*rpc.WatchBody, error) {
 	body := &rpc.WatchBody{Services: map[string][]catalog.CheckServiceNode{}, Nodes: map[string]*catalog.Node{}}
-	// Table-wide watches: any service, check or node write wakes the
-	// stream; the per-service indexes below decide what is sent.
-	if _, _, err := s.store.ChecksInState(ws, catalog.HealthAny); err != nil {
-		return nil, 0, err
-	}
-	_, names, err := s.store.Services(ws, nil)
+	_, names, err := s.store.Services(nil, nil)
 	if err != nil {
-		return nil, 0, err
-	}
-	_, nodes, err := s.store.Nodes(ws, nil)
-	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	for name := range names {
-		idx, csns, err := s.store.CheckServiceNodes(nil, name, nil)
-		if err != nil {
-			return nil, 0, err
-		}
-		if all || sentSvc[name] != idx {
-			body.Services[name] = csns
-			sentSvc[name] = idx
+		if _, body.Services[name], err = s.store.CheckServiceNodes(nil, name, nil); err != nil {
+			return nil, err
 		}
 	}
-	for name := range sentSvc {
-		if _, ok := names[name]; !ok {
-			body.Services[name] = nil
-			delete(sentSvc, name)
-		}
+	_, nodes, err := s.store.Nodes(nil, nil)
+	if err != nil {
+		return nil, err
 	}
-	seen := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
-		seen[n.Name] = true
-		if all || sentNode[n.Name] != n.ModifyIndex {
-			body.Nodes[n.Name] = n
-			sentNode[n.Name] = n.ModifyIndex
+		body.Nodes[n.Name] = n
+	}
+	return body, nil
+}
+
+// watchDelta reads the current state of what changes touched: each
+// touched instance is sent whole, or as removed if it no longer exists (or
+// is now an instance of another service).
+func (s *Server) watchDelta(changes []state.Change) (*rpc.WatchBody, error) {
+	keys := map[state.InstanceKey]bool{}
+	nodes := map[string]bool{}
+	for _, c := range changes {
+		for _, k := range c.Instances {
+			keys[k] = true
+		}
+		for _, n := range c.Nodes {
+			nodes[n] = true
 		}
 	}
-	for name := range sentNode {
-		if !seen[name] {
-			body.Nodes[name] = nil
-			delete(sentNode, name)
+	body := &rpc.WatchBody{Nodes: make(map[string]*catalog.Node, len(nodes))}
+	type id struct{ node, id string }
+	sent := map[id]bool{}
+	for n := range nodes {
+		for _, csn := range s.store.NodeInstances(n) {
+			body.Upserts = append(body.Upserts, csn)
+			sent[id{n, csn.Service.ID}] = true
+		}
+		_, row, _, err := s.store.NodeServices(nil, n)
+		if err != nil {
+			return nil, err
+		}
+		body.Nodes[n] = row
+	}
+	for k := range keys {
+		csn, ok := s.store.Instance(k.Node, k.ID)
+		if ok && csn.Service.Name == k.Service {
+			if !sent[id{k.Node, k.ID}] {
+				body.Upserts = append(body.Upserts, csn)
+				sent[id{k.Node, k.ID}] = true
+			}
+			continue
+		}
+		if k.Service != "" {
+			body.Removed = append(body.Removed, rpc.InstanceKey(k))
+		}
+		if ok && !sent[id{k.Node, k.ID}] {
+			// Renamed: it is now an instance of another service.
+			body.Upserts = append(body.Upserts, csn)
+			sent[id{k.Node, k.ID}] = true
 		}
 	}
-	return body, s.store.LastIndex(), nil
+	return body, nil
 }

@@ -34,11 +34,19 @@ type Config struct {
 }
 
 // View is an in-memory copy of every service's instances and every node.
-// Readers get immutable snapshots; nothing they call blocks on the network.
+// Readers get slices that are never modified after they are handed out;
+// nothing they call blocks on the network.
 type View struct {
-	cfg  Config
-	log  *slog.Logger
-	data atomic.Pointer[data]
+	cfg Config
+	log *slog.Logger
+
+	// data is guarded by dmu; writers replace a service's list rather than
+	// modify it, so readers may keep what they got.
+	dmu        sync.RWMutex
+	generation atomic.Uint64
+	index      atomic.Uint64
+	services   map[string]*service // by lowercased name
+	nodes      map[string]*catalog.Node
 
 	mu          sync.Mutex
 	lastEvent   time.Time
@@ -48,12 +56,27 @@ type View struct {
 	changed     chan struct{}
 }
 
-// data is one immutable version of the view.
-type data struct {
-	generation uint64
-	index      uint64
-	services   map[string][]catalog.CheckServiceNode
-	nodes      map[string]*catalog.Node
+// service holds one service's instances by node and ID, and the sorted
+// list readers get.
+type service struct {
+	byKey map[instanceKey]catalog.CheckServiceNode
+	list  []catalog.CheckServiceNode
+}
+
+type instanceKey struct{ node, id string }
+
+func (s *service) rebuild() {
+	list := make([]catalog.CheckServiceNode, 0, len(s.byKey))
+	for _, csn := range s.byKey {
+		list = append(list, csn)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Node.Name != list[j].Node.Name {
+			return list[i].Node.Name < list[j].Node.Name
+		}
+		return list[i].Service.ID < list[j].Service.ID
+	})
+	s.list = list
 }
 
 // New returns an empty view; Run fills it.
@@ -64,9 +87,8 @@ func New(cfg Config) *View {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
-	v := &View{cfg: cfg, log: cfg.Logger, changed: make(chan struct{})}
-	v.data.Store(&data{services: map[string][]catalog.CheckServiceNode{}, nodes: map[string]*catalog.Node{}})
-	return v
+	return &View{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}),
+		services: map[string]*service{}, nodes: map[string]*catalog.Node{}}
 }
 
 // Run follows a server's watch stream until ctx ends, moving to another
@@ -114,41 +136,63 @@ func (v *View) follow(ctx context.Context, addr string) error {
 	}
 }
 
-// apply builds the next immutable version from the current one.
+// apply brings the view up to an event.
 func (v *View) apply(index uint64, snapshot bool, body *rpc.WatchBody) {
-	cur := v.data.Load()
-	next := &data{generation: cur.generation + 1, index: index}
+	v.dmu.Lock()
 	if snapshot {
-		next.services = make(map[string][]catalog.CheckServiceNode, len(body.Services))
-		next.nodes = make(map[string]*catalog.Node, len(body.Nodes))
-	} else {
-		next.services = make(map[string][]catalog.CheckServiceNode, len(cur.services)+len(body.Services))
-		for k, val := range cur.services {
-			next.services[k] = val
-		}
-		next.nodes = make(map[string]*catalog.Node, len(cur.nodes)+len(body.Nodes))
-		for k, val := range cur.nodes {
-			next.nodes[k] = val
+		v.services = make(map[string]*service, len(body.Services))
+		v.nodes = make(map[string]*catalog.Node, len(body.Nodes))
+		for name, csns := range body.Services {
+			svc := &service{byKey: make(map[instanceKey]catalog.CheckServiceNode, len(csns))}
+			for _, csn := range csns {
+				svc.byKey[instanceKey{csn.Node.Name, csn.Service.ID}] = csn
+			}
+			v.services[strings.ToLower(name)] = svc
 		}
 	}
-	// Keys are lowercased: DNS names are case-insensitive.
-	for name, csns := range body.Services {
-		name = strings.ToLower(name)
-		if len(csns) == 0 {
-			delete(next.services, name)
-		} else {
-			next.services[name] = csns
+	touched := map[string]bool{}
+	for _, k := range body.Removed {
+		name := strings.ToLower(k.Service)
+		if svc := v.services[name]; svc != nil {
+			delete(svc.byKey, instanceKey{k.Node, k.ID})
+			touched[name] = true
 		}
+	}
+	for _, csn := range body.Upserts {
+		name := strings.ToLower(csn.Service.Name)
+		svc := v.services[name]
+		if svc == nil {
+			svc = &service{byKey: map[instanceKey]catalog.CheckServiceNode{}}
+			v.services[name] = svc
+		}
+		svc.byKey[instanceKey{csn.Node.Name, csn.Service.ID}] = csn
+		touched[name] = true
+	}
+	if snapshot {
+		for name := range v.services {
+			touched[name] = true
+		}
+	}
+	for name := range touched {
+		svc := v.services[name]
+		if len(svc.byKey) == 0 {
+			delete(v.services, name)
+			continue
+		}
+		svc.rebuild()
 	}
 	for name, n := range body.Nodes {
 		name = strings.ToLower(name)
 		if n == nil {
-			delete(next.nodes, name)
+			delete(v.nodes, name)
 		} else {
-			next.nodes[name] = n
+			v.nodes[name] = n
 		}
 	}
-	v.data.Store(next)
+	v.index.Store(index)
+	v.generation.Add(1)
+	v.dmu.Unlock()
+
 	v.mu.Lock()
 	v.lastEvent = time.Now()
 	close(v.changed)
@@ -166,42 +210,51 @@ func (v *View) setConnected(ok bool, addr string) {
 }
 
 // Generation changes whenever the view's content changes.
-func (v *View) Generation() uint64 { return v.data.Load().generation }
+func (v *View) Generation() uint64 { return v.generation.Load() }
 
 // Index is the Raft index the view is current to.
-func (v *View) Index() uint64 { return v.data.Load().index }
+func (v *View) Index() uint64 { return v.index.Load() }
 
-// ServiceInstances returns every instance of a service with its checks;
-// the name matches case-insensitively. The result is shared: callers must
-// not modify it.
-func (v *View) ServiceInstances(service string) []catalog.CheckServiceNode {
-	return v.data.Load().services[strings.ToLower(service)]
+// ServiceInstances returns every instance of a service with its checks,
+// sorted by node and ID; the name matches case-insensitively. The result is
+// shared: callers must not modify it.
+func (v *View) ServiceInstances(name string) []catalog.CheckServiceNode {
+	v.dmu.RLock()
+	defer v.dmu.RUnlock()
+	if svc := v.services[strings.ToLower(name)]; svc != nil {
+		return svc.list
+	}
+	return nil
 }
 
 // Node returns a node by name, matched case-insensitively.
 func (v *View) Node(name string) (*catalog.Node, bool) {
-	n, ok := v.data.Load().nodes[strings.ToLower(name)]
+	v.dmu.RLock()
+	defer v.dmu.RUnlock()
+	n, ok := v.nodes[strings.ToLower(name)]
 	return n, ok
 }
 
 // Nodes returns every node, sorted by name.
 func (v *View) Nodes() []*catalog.Node {
-	d := v.data.Load()
-	out := make([]*catalog.Node, 0, len(d.nodes))
-	for _, n := range d.nodes {
+	v.dmu.RLock()
+	out := make([]*catalog.Node, 0, len(v.nodes))
+	for _, n := range v.nodes {
 		out = append(out, n)
 	}
+	v.dmu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // ServiceNames returns every service name, lowercased and sorted.
 func (v *View) ServiceNames() []string {
-	d := v.data.Load()
-	out := make([]string, 0, len(d.services))
-	for name := range d.services {
+	v.dmu.RLock()
+	out := make([]string, 0, len(v.services))
+	for name := range v.services {
 		out = append(out, name)
 	}
+	v.dmu.RUnlock()
 	sort.Strings(out)
 	return out
 }

@@ -120,6 +120,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cur.Swap(g)
+	s.changes.reset()
 	close(old.abandon)
 	return nil
 }

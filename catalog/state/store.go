@@ -30,8 +30,9 @@ const watchLimit = 2048
 // Store is the catalog state store. Reads are lock-free and may run
 // concurrently with one writer (the Raft FSM).
 type Store struct {
-	mu  sync.Mutex // serializes Restore
-	cur atomic.Pointer[generation]
+	mu      sync.Mutex // serializes Restore
+	cur     atomic.Pointer[generation]
+	changes *changeLog
 }
 
 // generation is one memdb instance; Restore replaces it.
@@ -50,7 +51,7 @@ func newGeneration() *generation {
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{}
+	s := &Store{changes: newChangeLog()}
 	s.cur.Store(newGeneration())
 	return s
 }

@@ -17,17 +17,27 @@ import (
 // one goroutine and ended with Commit or Abort; reads run concurrently and
 // see its changes only after Commit.
 type WriteTxn struct {
-	tx *memdb.Txn
+	tx    *memdb.Txn
+	store *Store
 }
 
 // WriteTxn opens a write transaction. It blocks while another is open.
 func (s *Store) WriteTxn() *WriteTxn {
-	return &WriteTxn{tx: s.gen().db.Txn(true)}
+	tx := s.gen().db.Txn(true)
+	tx.TrackChanges()
+	return &WriteTxn{tx: tx, store: s}
 }
 
-// Commit makes the transaction's writes visible and fires the watches of
-// what they changed.
-func (t *WriteTxn) Commit() { t.tx.Commit() }
+// Commit makes the transaction's writes visible, fires the watches of what
+// they changed and publishes the change to the feed.
+func (t *WriteTxn) Commit() {
+	changes := t.tx.Changes()
+	idx := tableIndexValue(t.tx, indexAll)
+	t.tx.Commit()
+	if c, ok := collectChange(idx, changes); ok {
+		t.store.changes.publish(c)
+	}
+}
 
 // Abort discards the transaction. It is a no-op after Commit.
 func (t *WriteTxn) Abort() { t.tx.Abort() }
