@@ -2,6 +2,7 @@ package logging
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -30,6 +31,14 @@ func toSlog(level hclog.Level) slog.Level {
 }
 
 func (a *hcAdapter) Log(level hclog.Level, msg string, args ...any) {
+	for i, v := range args {
+		// hclog.Fmt values carry a format and its arguments.
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	a.l.Log(context.Background(), toSlog(level), msg, args...)
 }
 func (a *hcAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

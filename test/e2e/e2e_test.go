@@ -74,7 +74,15 @@ func startDev(t *testing.T, extra ...string) *proc {
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
+		// SIGINT first, so warren removes its dev data dir; kill only if
+		// it does not stop.
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
 		<-p.done
 		if t.Failed() {
 			t.Logf("warren dev log:\n%s", p.log)
@@ -126,6 +134,8 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, warrenBin, args...)
+	// The race detector otherwise sleeps 1 s at every exit.
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
