@@ -156,7 +156,7 @@ func (s *Store) Instance(node, id string) (catalog.CheckServiceNode, bool) {
 func (s *Store) NodeInstances(node string) []catalog.CheckServiceNode {
 	tx := s.gen().db.Txn(false)
 	defer tx.Abort()
-	it, err := tx.Get(tableServices, "node", node)
+	it, err := tx.Get(tableServices, "id_prefix", node)
 	if err != nil {
 		return nil
 	}
@@ -192,7 +192,7 @@ func instance(tx *memdb.Txn, svc *catalog.Service) (catalog.CheckServiceNode, bo
 func (s *Store) ServicesOnNode(node string) []string {
 	tx := s.gen().db.Txn(false)
 	defer tx.Abort()
-	it, err := tx.Get(tableServices, "node", node)
+	it, err := tx.Get(tableServices, "id_prefix", node)
 	if err != nil {
 		return nil
 	}

@@ -262,7 +262,7 @@ func (s *Store) ServiceNodes(ws memdb.WatchSet, service string, tags []string) (
 func (s *Store) NodeServices(ws memdb.WatchSet, node string) (uint64, *catalog.Node, []*catalog.Service, error) {
 	r := s.read(ws)
 	n := r.node(node, nil)
-	services := get[*catalog.Service](r, tableServices, "node", node)
+	services := get[*catalog.Service](r, tableServices, "id_prefix", node)
 	r.tomb(scopeNode(node))
 	for _, svc := range services {
 		r.see(svc.ModifyIndex)
@@ -282,18 +282,15 @@ func (s *Store) NodeServices(ws memdb.WatchSet, node string) (uint64, *catalog.N
 func (s *Store) CheckServiceNodes(ws memdb.WatchSet, service string, tags []string) (uint64, []catalog.CheckServiceNode, error) {
 	r := s.read(ws)
 	sns, hosts := r.serviceNodes(service, tags)
-	svcChecks := get[*catalog.Check](r, tableChecks, "service", service)
 	r.tomb(scopeServiceChecks(service))
+	checksCh := r.tableCh(tableChecks)
 	type key struct{ node, id string }
-	own := make(map[key][]*catalog.Check)
-	for _, c := range svcChecks {
-		r.see(c.ModifyIndex)
-		k := key{c.Node, c.ServiceID}
-		own[k] = append(own[k], c)
+	own := make(map[key][]*catalog.Check, len(sns))
+	for _, sn := range sns {
+		own[key{sn.Service.Node, sn.Service.ID}] = r.instanceChecks(sn.Service.Node, sn.Service.ID, checksCh)
 	}
 	// Node-level checks of every hosting node, including nodes whose
 	// instances the tag filter dropped: the index must not depend on tags.
-	checksCh := r.tableCh(tableChecks)
 	nodeLevel := make(map[string][]*catalog.Check, len(hosts))
 	for _, n := range hosts {
 		if r.err != nil {
@@ -342,16 +339,44 @@ func (r *reader) checks(table, index string, tombKey string, args ...any) []*cat
 // node then CheckID.
 func (s *Store) ServiceChecks(ws memdb.WatchSet, service string) (uint64, []*catalog.Check, error) {
 	r := s.read(ws)
-	out := r.checks(tableChecks, "service", scopeServiceChecks(service), service)
+	sns, _ := r.serviceNodes(service, nil)
+	r.tomb(scopeServiceChecks(service))
+	checksCh := r.tableCh(tableChecks)
+	var out []*catalog.Check
+	for _, sn := range sns {
+		out = append(out, r.instanceChecks(sn.Service.Node, sn.Service.ID, checksCh)...)
+	}
+	slices.SortFunc(out, cmpChecks)
 	idx, err := r.done()
 	return idx, out, err
+}
+
+// instanceChecks returns the checks of one service instance, watching them
+// (or the whole checks table once the watch set is large).
+func (r *reader) instanceChecks(node, serviceID string, fallback <-chan struct{}) []*catalog.Check {
+	if r.err != nil {
+		return nil
+	}
+	it, err := r.tx.Get(tableChecks, "node_service", node, serviceID)
+	if err != nil {
+		r.err = err
+		return nil
+	}
+	r.watchLimited(it.WatchCh(), fallback)
+	var out []*catalog.Check
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		c := raw.(*catalog.Check)
+		r.see(c.ModifyIndex)
+		out = append(out, c)
+	}
+	return out
 }
 
 // NodeChecks returns every check of a node (node-level and service checks),
 // sorted by CheckID.
 func (s *Store) NodeChecks(ws memdb.WatchSet, node string) (uint64, []*catalog.Check, error) {
 	r := s.read(ws)
-	out := r.checks(tableChecks, "node", scopeNodeChecks(node), node)
+	out := r.checks(tableChecks, "id_prefix", scopeNodeChecks(node), node)
 	idx, err := r.done()
 	return idx, out, err
 }

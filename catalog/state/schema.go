@@ -86,7 +86,25 @@ func (k *keyIndexer) FromArgs(args ...any) ([]byte, error) {
 }
 
 // singleKeyIndexer is the SingleIndexer face of keyIndexer (id indexes).
+// It is also a PrefixIndexer: "id_prefix" with the leading fields (a node
+// name) selects every row under them, which spares a separate by-node
+// index on services and checks.
 type singleKeyIndexer struct{ *keyIndexer }
+
+func (k singleKeyIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
+	if len(args) == 0 || len(args) > k.nargs {
+		return nil, fmt.Errorf("prefix takes 1 to %d arguments, got %d", k.nargs, len(args))
+	}
+	parts := make([]string, len(args))
+	for i, a := range args {
+		s, ok := a.(string)
+		if !ok {
+			return nil, fmt.Errorf("argument %d must be a string, got %T", i, a)
+		}
+		parts[i] = s
+	}
+	return joinKey(parts, 0), nil
+}
 
 func (k singleKeyIndexer) FromObject(obj any) (bool, []byte, error) {
 	parts, ok := k.fields(obj)
@@ -149,7 +167,6 @@ func schema() *memdb.DBSchema {
 					return []string{s.Node, s.ID}, true
 				}),
 				"service": lookupIndex("service", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Service).Name}, true }),
-				"node":    lookupIndex("node", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Service).Node}, true }),
 			},
 		},
 		tableChecks: {
@@ -159,16 +176,11 @@ func schema() *memdb.DBSchema {
 					c := o.(*catalog.Check)
 					return []string{c.Node, c.CheckID}, true
 				}),
-				"node": lookupIndex("node", 1, func(o any) ([]string, bool) { return []string{o.(*catalog.Check).Node}, true }),
 				// node_service: (node, service ID); service ID "" selects the
 				// node-level checks.
 				"node_service": lookupIndex("node_service", 2, func(o any) ([]string, bool) {
 					c := o.(*catalog.Check)
 					return []string{c.Node, c.ServiceID}, true
-				}),
-				"service": lookupIndex("service", 1, func(o any) ([]string, bool) {
-					c := o.(*catalog.Check)
-					return []string{c.ServiceName}, c.ServiceName != ""
 				}),
 			},
 		},

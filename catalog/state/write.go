@@ -392,7 +392,7 @@ func (t *WriteTxn) Deregister(idx uint64, d *catalog.Deregistration) error {
 			return err
 		}
 		// All the node's checks, then its services, then the node.
-		checks, err := collect[*catalog.Check](o.tx, tableChecks, "node", d.Node)
+		checks, err := collect[*catalog.Check](o.tx, tableChecks, "id_prefix", d.Node)
 		if err != nil {
 			return err
 		}
@@ -401,7 +401,7 @@ func (t *WriteTxn) Deregister(idx uint64, d *catalog.Deregistration) error {
 				return err
 			}
 		}
-		services, err := collect[*catalog.Service](o.tx, tableServices, "node", d.Node)
+		services, err := collect[*catalog.Service](o.tx, tableServices, "id_prefix", d.Node)
 		if err != nil {
 			return err
 		}
