@@ -247,3 +247,21 @@ func TestSnapshotFailsMidStream(t *testing.T) {
 		t.Fatal("reading a failed snapshot stream succeeded")
 	}
 }
+
+// A body declared larger than the limit is refused with 413 even when its
+// first bytes are not JSON.
+func TestOversizedGarbageIs413(t *testing.T) {
+	be := &fakeBackend{}
+	srv := httptest.NewServer(New(Config{Backend: be}))
+	defer srv.Close()
+	body := strings.Repeat("a", maxBodyBytes+1)
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/catalog/register", strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}

@@ -223,6 +223,11 @@ func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, body any) {
 // fields are ignored, as Consul does: clients send fields we do not
 // implement. Errors name the field when there is one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	// A declared length over the limit is refused before a byte is read,
+	// whatever the body holds; an undeclared one is cut at the limit.
+	if r.ContentLength > maxBodyBytes {
+		return &http.MaxBytesError{Limit: maxBodyBytes}
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	err := dec.Decode(v)
 	if err == nil {
