@@ -55,7 +55,25 @@ type Service struct {
 	Port              int
 	Weights           Weights
 	EnableTagOverride bool
+	// Proxy configures a connect-proxy (sidecar) instance.
+	Proxy *ProxyConfig `json:",omitempty"`
 	RaftIndex
+}
+
+// ProxyConfig is a sidecar proxy's configuration, in Consul's terms.
+type ProxyConfig struct {
+	DestinationServiceName string
+	DestinationServiceID   string
+	LocalServiceAddress    string `json:",omitempty"`
+	LocalServicePort       int
+	Upstreams              []Upstream `json:",omitempty"`
+}
+
+// Upstream is a service a proxy's application calls through a local port.
+type Upstream struct {
+	DestinationName  string
+	LocalBindAddress string `json:",omitempty"`
+	LocalBindPort    int
 }
 
 // CheckDefinition is how a check is run; the catalog stores it for display.

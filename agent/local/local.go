@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -529,20 +528,15 @@ func validateCheck(field string, c *catalog.Check) error {
 }
 
 func copyNode(n *catalog.Node) catalog.Node {
-	c := *n
-	c.TaggedAddresses = maps.Clone(n.TaggedAddresses)
-	c.Meta = maps.Clone(n.Meta)
+	c := n.Clone()
 	c.RaftIndex = catalog.RaftIndex{}
-	return c
+	return *c
 }
 
 func copyService(s *catalog.Service) *catalog.Service {
-	c := *s
-	c.Tags = slices.Clone(s.Tags)
-	c.TaggedAddresses = maps.Clone(s.TaggedAddresses)
-	c.Meta = maps.Clone(s.Meta)
+	c := s.Clone()
 	c.RaftIndex = catalog.RaftIndex{}
-	return &c
+	return c
 }
 
 // copyCheck copies c without the fields the catalog derives (ServiceName,
@@ -557,8 +551,9 @@ func copyCheck(c *catalog.Check) *catalog.Check {
 // nodeEqual compares the fields the agent owns, Datacenter aside (the
 // servers stamp theirs).
 func nodeEqual(a, b *catalog.Node) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address &&
-		maps.Equal(a.TaggedAddresses, b.TaggedAddresses) && maps.Equal(a.Meta, b.Meta)
+	x, y := *a, *b
+	x.Datacenter, y.Datacenter = "", ""
+	return x.SameAs(&y)
 }
 
 // nodeInSync reports whether the catalog's row remote matches local; an
@@ -568,12 +563,7 @@ func nodeInSync(local, remote *catalog.Node) bool {
 		(local.Datacenter == "" || local.Datacenter == remote.Datacenter)
 }
 
-func serviceEqual(a, b *catalog.Service) bool {
-	return a.Node == b.Node && a.ID == b.ID && a.Name == b.Name && a.Kind == b.Kind &&
-		slices.Equal(a.Tags, b.Tags) && a.Address == b.Address &&
-		maps.Equal(a.TaggedAddresses, b.TaggedAddresses) && maps.Equal(a.Meta, b.Meta) &&
-		a.Port == b.Port && a.Weights == b.Weights && a.EnableTagOverride == b.EnableTagOverride
-}
+func serviceEqual(a, b *catalog.Service) bool { return a.SameAs(b) }
 
 // checkEqual compares what the agent owns; ServiceName and ServiceTags are
 // derived by the catalog.

@@ -2,7 +2,6 @@ package state
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -225,7 +224,7 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 	// Mutations.
 	if writeNode {
 		n := copyNode(&r.Node)
-		if existingNode == nil || !nodeEqual(existingNode, n) {
+		if existingNode == nil || !nodeSame(existingNode, n) {
 			n.RaftIndex = stamp(nodeRI(existingNode), idx)
 			if err := o.insert(tableNodes, n); err != nil {
 				return err
@@ -280,7 +279,7 @@ func (o *op) ensureService(svc *catalog.Service) error {
 	if err != nil {
 		return err
 	}
-	if old != nil && serviceEqual(old, svc) {
+	if old != nil && serviceSame(old, svc) {
 		return nil
 	}
 	svc.RaftIndex = stamp(serviceRI(old), o.idx)
@@ -448,37 +447,13 @@ func (t *WriteTxn) SetMeta(idx uint64, key, value string) error {
 // replaced by a fresh copy. Comparisons ignore RaftIndex and treat nil and
 // empty maps and slices as equal.
 
-func copyNode(n *catalog.Node) *catalog.Node {
-	c := *n
-	c.TaggedAddresses = maps.Clone(n.TaggedAddresses)
-	c.Meta = maps.Clone(n.Meta)
-	return &c
-}
-
-func copyService(s *catalog.Service) *catalog.Service {
-	c := *s
-	c.Tags = slices.Clone(s.Tags)
-	c.TaggedAddresses = maps.Clone(s.TaggedAddresses)
-	c.Meta = maps.Clone(s.Meta)
-	return &c
-}
+func copyNode(n *catalog.Node) *catalog.Node          { return n.Clone() }
+func copyService(s *catalog.Service) *catalog.Service { return s.Clone() }
 
 func copyCheck(ch *catalog.Check) *catalog.Check {
 	c := *ch
 	c.ServiceTags = slices.Clone(ch.ServiceTags)
 	return &c
-}
-
-func nodeEqual(a, b *catalog.Node) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Address == b.Address && a.Datacenter == b.Datacenter &&
-		maps.Equal(a.TaggedAddresses, b.TaggedAddresses) && maps.Equal(a.Meta, b.Meta)
-}
-
-func serviceEqual(a, b *catalog.Service) bool {
-	return a.Node == b.Node && a.ID == b.ID && a.Name == b.Name && a.Kind == b.Kind &&
-		slices.Equal(a.Tags, b.Tags) && a.Address == b.Address &&
-		maps.Equal(a.TaggedAddresses, b.TaggedAddresses) && maps.Equal(a.Meta, b.Meta) &&
-		a.Port == b.Port && a.Weights == b.Weights && a.EnableTagOverride == b.EnableTagOverride
 }
 
 func checkEqual(a, b *catalog.Check) bool {
@@ -487,3 +462,6 @@ func checkEqual(a, b *catalog.Check) bool {
 		a.ServiceName == b.ServiceName && slices.Equal(a.ServiceTags, b.ServiceTags) &&
 		a.Type == b.Type && a.Definition == b.Definition
 }
+
+func nodeSame(a, b *catalog.Node) bool       { return a.SameAs(b) }
+func serviceSame(a, b *catalog.Service) bool { return a.SameAs(b) }
