@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-mesh/warren/agent/checks"
 	"github.com/warren-mesh/warren/agent/local"
@@ -61,6 +62,8 @@ type Config struct {
 	MinCheckInterval time.Duration
 	Version          string
 	Logger           *slog.Logger
+	// Metrics gets the agent's metrics; nil discards them.
+	Metrics prometheus.Registerer
 }
 
 // Agent is the host agent.
@@ -75,6 +78,7 @@ type Agent struct {
 	mu         sync.Mutex
 	fromConfig map[string]bool // service IDs defined in config files
 	updates    chan checks.Update
+	metrics    *agentMetrics
 }
 
 var _ httpapi.Agent = (*Agent)(nil)
@@ -110,6 +114,7 @@ func New(cfg Config) (*Agent, error) {
 		},
 	})
 	a.view = view.New(view.Config{Pool: cfg.Pool, Servers: a.router.servers, Logger: a.log.With("component", "view")})
+	a.metrics = newAgentMetrics(cfg.Metrics, a)
 	if err := a.loadServices(cfg.Services); err != nil {
 		return nil, err
 	}
@@ -135,6 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // notify receives check results; it must not block the runner.
 func (a *Agent) notify(u checks.Update) {
+	a.metrics.checkUpdates.WithLabelValues(u.Status).Inc()
 	select {
 	case a.updates <- u:
 	default:

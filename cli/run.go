@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
@@ -27,6 +28,7 @@ import (
 	"github.com/warren-mesh/warren/httpapi"
 	"github.com/warren-mesh/warren/internal/atomicfile"
 	"github.com/warren-mesh/warren/internal/logging"
+	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
@@ -118,6 +120,7 @@ type process struct {
 	dns    *dns.Server // nil when DNS is disabled
 	httpLn net.Listener
 	http   http.Handler
+	reg    *prometheus.Registry
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -198,7 +201,7 @@ func (p *process) dnsAddr() string {
 // build creates every component from cfg; on error it releases what it
 // made.
 func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error), log *slog.Logger) (p *process, err error) {
-	p = &process{cfg: cfg, log: log, pool: rpc.NewPool()}
+	p = &process{cfg: cfg, log: log, pool: rpc.NewPool(), reg: metrics.NewRegistry()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -246,6 +249,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			RetryInterval:   cfg.RetryInterval,
 			Gossip:          p.gossip,
 			Version:         Version,
+			Metrics:         p.reg,
 			Logger:          log.With("subsystem", "server"),
 		})
 		if err != nil {
@@ -258,7 +262,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Address: cfg.AdvertiseAddr, NodeMeta: cfg.NodeMeta, DataDir: cfg.DataDir,
 		ServerRPCAddr: serverAddr, Services: serviceDefs(cfg), EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
 		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version, NoView: p.server != nil,
-		Logger: log.With("subsystem", "agent"),
+		Metrics: p.reg,
+		Logger:  log.With("subsystem", "agent"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
@@ -278,8 +283,9 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			Recursors: cfg.DNS.Recursors, RecursorTimeout: cfg.DNS.RecursorTimeout,
 			NodeTTL: cfg.DNS.NodeTTL, ServiceTTL: cfg.DNS.ServiceTTL,
 			OnlyPassing: cfg.DNS.OnlyPassing, UDPAnswerLimit: cfg.DNS.UDPAnswerLimit,
-			View:   view,
-			Logger: log.With("subsystem", "dns"),
+			View:    view,
+			Metrics: p.reg,
+			Logger:  log.With("subsystem", "dns"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start DNS: %w", err)
@@ -287,9 +293,30 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	}
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
+		Registerer: p.reg, Gatherer: p.reg, Ready: p.ready,
 		Logger: log.With("subsystem", "http"),
 	})
 	return p, nil
+}
+
+// ready reports whether the process can do its job, for
+// /v1/agent/health/ready: a server needs a known leader, an agent a live
+// catalog stream and a joined gossip pool; DNS must be serving if enabled.
+func (p *process) ready() (bool, map[string]string) {
+	missing := map[string]string{}
+	if p.server != nil {
+		if p.server.LeaderAddr() == "" {
+			missing["leader"] = "no cluster leader known"
+		}
+	} else {
+		if _, connected := p.agent.View().Staleness(); !connected {
+			missing["catalog"] = "no catalog stream from a server"
+		}
+	}
+	if p.gossip.NumAlive() < 2 && len(p.cfg.RetryJoin) > 0 {
+		missing["gossip"] = "not joined to the gossip pool yet"
+	}
+	return len(missing) == 0, missing
 }
 
 // close releases what build made when the process never ran.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -44,6 +45,12 @@ func udpClass(size int) uint8 {
 // called directly), then answers from the cache, builds the answer, or
 // forwards the query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	s.serveDNS(w, r)
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if r.Response {
 		return // never answer a response
 	}
@@ -159,6 +166,14 @@ func (s *Server) replyRcode(w dns.ResponseWriter, r *dns.Msg, rcode int, opt *dn
 }
 
 func (s *Server) write(w dns.ResponseWriter, m *dns.Msg) {
+	qtype := "none"
+	if len(m.Question) == 1 {
+		qtype = qtypeLabel(m.Question[0].Qtype)
+	}
+	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
+	if m.Truncated {
+		s.metrics.truncated.Inc()
+	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns write", "err", err, "remote", w.RemoteAddr())
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for zero Config fields.
@@ -67,6 +68,8 @@ type Config struct {
 	UDPAnswerLimit int
 	View           View
 	Logger         *slog.Logger
+	// Metrics gets the DNS metrics; nil discards them.
+	Metrics prometheus.Registerer
 }
 
 // Server is the DNS server. Create it with New, serve with Run.
@@ -89,6 +92,7 @@ type Server struct {
 	udp     net.PacketConn
 	tcp     net.Listener
 	runOnce sync.Once
+	metrics *dnsMetrics
 }
 
 type ttlPrefix struct {
@@ -130,10 +134,11 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	dm := newDNSMetrics(cfg.Metrics)
 	if cfg.UDPAnswerLimit < 0 {
 		return nil, fmt.Errorf("dns: config: udp_answer_limit %d is negative", cfg.UDPAnswerLimit)
 	}
-	s := &Server{
+	s := &Server{metrics: dm,
 		cfg:     cfg,
 		view:    cfg.View,
 		log:     cfg.Logger,

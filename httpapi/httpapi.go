@@ -13,8 +13,11 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
@@ -39,19 +42,42 @@ type Config struct {
 	// agent) answers them 404 "this process runs no local agent", except
 	// /v1/agent/self, which then reports what Backend.Self knows.
 	Agent Agent
+	// Registerer gets the HTTP metrics; Gatherer is what
+	// /v1/agent/metrics serves. Nil disables each.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready reports whether the process is ready to serve, and if not,
+	// what is missing, for /v1/agent/health/ready. Nil means always ready.
+	Ready func() (bool, map[string]string)
 }
 
 type handler struct {
-	backend Backend
-	agent   Agent
-	log     *slog.Logger
-	dc      string
+	backend  Backend
+	agent    Agent
+	log      *slog.Logger
+	dc       string
+	gatherer prometheus.Gatherer
+	ready    func() (bool, map[string]string)
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
-	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter}
+	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
+		gatherer: cfg.Gatherer, ready: cfg.Ready}
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "warren", Subsystem: "http", Name: "requests_total",
+		Help: "HTTP requests by route template, method and status code.",
+	}, []string{"route", "code"})
+	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "warren", Subsystem: "http", Name: "request_duration_seconds",
+		Help: "HTTP request latency by route template (blocking queries included).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+	}, []string{"route"})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(h.requests, h.latency)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +101,9 @@ func New(cfg Config) http.Handler {
 		"GET /v1/status/leader":                h.info(h.leader),
 		"GET /v1/status/peers":                 h.info(h.peers),
 		"GET /v1/agent/self":                   h.info(h.self),
+		"GET /v1/agent/metrics":                h.metrics,
+		"GET /v1/agent/health/live":            h.live,
+		"GET /v1/agent/health/ready":           h.readyz,
 
 		"GET /v1/agent/services":                    h.agentRead(h.agentServices),
 		"GET /v1/agent/service/{id...}":             h.withAgent(h.agentService),
@@ -317,6 +346,8 @@ func (h *handler) logRequests(next http.Handler) http.Handler {
 		if pattern == "" {
 			pattern = "(unmatched)"
 		}
+		h.requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
+		h.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 			slog.String("method", r.Method), slog.String("path", pattern),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))

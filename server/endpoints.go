@@ -117,6 +117,7 @@ func (s *Server) forwardInto(ctx context.Context, method string, req, reply any)
 		if err != nil {
 			return err
 		}
+		s.metrics.forwarded.WithLabelValues(method).Inc()
 		err = s.pool.Forward(ctx, addr, method, req, reply)
 		if err == nil {
 			return nil
@@ -162,8 +163,19 @@ type grpcService struct {
 	s *Server
 }
 
-func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (*pb.CallReply, error) {
+func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (reply *pb.CallReply, err error) {
 	ep, ok := g.s.endpoints[req.Method]
+	if ok {
+		start := time.Now()
+		defer func() {
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			g.s.metrics.rpcRequests.WithLabelValues(req.Method, outcome).Inc()
+			g.s.metrics.rpcLatency.WithLabelValues(req.Method).Observe(time.Since(start).Seconds())
+		}()
+	}
 	if !ok {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: unknown method %q", catalog.ErrInvalid, req.Method))
 	}
@@ -172,7 +184,6 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (*pb.CallRe
 		return nil, rpc.ToStatus(fmt.Errorf("%w: decode %s: %v", catalog.ErrInvalid, req.Method, err))
 	}
 	var out any
-	var err error
 	switch {
 	case g.s.servesLocally(ep, in):
 		out, err = ep.run(ctx, in)
@@ -212,8 +223,11 @@ func (s *Server) applyCommand(ctx context.Context, t fsm.MessageType, cmd any) e
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		timeout = time.Until(d)
 	}
+	start := time.Now()
 	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	s.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
 		switch err {
 		case raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress:
 			return fmt.Errorf("%w: %v (the write may or may not have been applied)", catalog.ErrNoLeader, err)
@@ -273,7 +287,7 @@ func (s *Server) blockingRead(ctx context.Context, req *rpc.ReadRequest, read fu
 	wait = min(wait, catalog.MaxQueryWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	for {
+	for waited := false; ; waited = true {
 		reply := &rpc.ReadReply{}
 		ws := memdb.NewWatchSet()
 		ws.Add(s.store.AbandonCh())
@@ -283,9 +297,18 @@ func (s *Server) blockingRead(ctx context.Context, req *rpc.ReadRequest, read fu
 		}
 		reply.Meta = s.queryMeta(max(idx, 1))
 		if opts.MinIndex == 0 || reply.Meta.Index != opts.MinIndex {
+			if waited {
+				s.metrics.wakeups.Inc()
+			}
 			return reply, nil
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
+		if waited {
+			s.metrics.internalWakes.Inc()
+		}
+		s.metrics.watchers.Inc()
+		err = ws.WatchCtx(ctx)
+		s.metrics.watchers.Dec()
+		if err != nil {
 			return reply, nil // the wait is over: answer with the unchanged result
 		}
 	}

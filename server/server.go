@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
@@ -53,6 +54,8 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles every member;
 	// 0 means one minute.
 	ReconcileInterval time.Duration
+	// Metrics gets the server's metrics; nil discards them.
+	Metrics prometheus.Registerer
 	// Raft timings; zero values take hashicorp/raft's production defaults.
 	Raft    RaftTimings
 	Version string
@@ -90,6 +93,7 @@ type Server struct {
 	metaMu sync.Mutex
 
 	endpoints map[string]endpoint
+	metrics   *serverMetrics
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are
@@ -148,6 +152,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.fsmReady()
+	s.metrics = newServerMetrics(cfg.Metrics, s)
+	s.fsm.OnBatch = func(n int) { s.metrics.batchSize.Observe(float64(n)) }
 	s.endpoints = s.buildEndpoints()
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize))
 	pb.RegisterServerServer(s.grpc, &grpcService{s: s})

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -54,6 +55,8 @@ func (s *Server) SnapshotRestore(ctx context.Context, r io.Reader) error {
 }
 
 func (s *Server) localSnapshotSave(_ context.Context, _ *rpc.Empty) (*rpc.SnapshotReply, error) {
+	start := time.Now()
+	defer func() { s.metrics.snapshotLength.Observe(time.Since(start).Seconds()) }()
 	f := s.raft.Snapshot()
 	if err := f.Error(); err != nil && err != raft.ErrNothingNewToSnapshot {
 		return nil, fmt.Errorf("take snapshot: %w", err)

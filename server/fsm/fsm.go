@@ -44,6 +44,9 @@ func Encode(t MessageType, cmd any) ([]byte, error) {
 // raft.BatchingFSM, so a batch of commands shares one store transaction.
 type FSM struct {
 	store *state.Store
+	// OnBatch, if set, is told the size of every batch applied (for
+	// metrics; it must not touch the store).
+	OnBatch func(n int)
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -77,6 +80,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		txn.Commit()
 	} else {
 		txn.Abort()
+	}
+	if f.OnBatch != nil {
+		f.OnBatch(len(logs))
 	}
 	return out
 }

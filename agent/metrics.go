@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-mesh/warren/internal/metrics"
+)
+
+type agentMetrics struct {
+	checkUpdates *prometheus.CounterVec
+}
+
+var descMembers = prometheus.NewDesc("warren_gossip_members", "Members of the gossip pool, by status.", []string{"status"}, nil)
+
+// membersCollector counts gossip members at scrape time.
+type membersCollector struct{ a *Agent }
+
+func (c membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descMembers }
+
+func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
+	for _, m := range c.a.cfg.Gossip.Members() {
+		if m.Status != serf.StatusNone {
+			counts[m.Status.String()]++
+		}
+	}
+	for status, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n), status)
+	}
+}
+
+func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {
+	reg = metrics.Or(reg)
+	m := &agentMetrics{
+		checkUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "checks", Name: "updates_total",
+			Help: "Check results reported by the runners (status changes and rate-limited output updates), by new status."}, []string{"status"}),
+	}
+	reg.MustRegister(m.checkUpdates, membersCollector{a: a},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "antientropy", Name: "last_success_age_seconds",
+			Help: "Seconds since the last successful sync with the servers (-1 before the first)."}, func() float64 {
+			ok, _ := a.local.LastSync()
+			if ok.IsZero() {
+				return -1
+			}
+			return time.Since(ok).Seconds()
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "antientropy", Name: "failing",
+			Help: "1 while the last sync attempt failed."}, func() float64 {
+			if _, err := a.local.LastSync(); err != nil {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "agent", Name: "services",
+			Help: "Services registered on this agent."}, func() float64 { return float64(len(a.local.Services())) }),
+	)
+	if !a.cfg.NoView {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "dns", Name: "view_staleness_seconds",
+			Help: "How long the local catalog view DNS answers from has been cut off from the servers (0 while its stream is up)."}, func() float64 {
+			since, _ := a.view.Staleness()
+			return since.Seconds()
+		}))
+	}
+	return m
+}
