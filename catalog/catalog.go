@@ -12,6 +12,16 @@ const (
 	HealthAny = "any"
 )
 
+// Rows the servers own on every node; agents never register or remove
+// them (anti-entropy leaves them alone).
+const (
+	// SerfCheckID is the node check that mirrors gossip health.
+	SerfCheckID = "serfHealth"
+	// ServerServiceID is the service every server registers on its node,
+	// as Consul's servers register "consul".
+	ServerServiceID = "warren"
+)
+
 // RaftIndex records the Raft indexes at which a row was created and last
 // modified. The state store sets them; callers never do.
 type RaftIndex struct {

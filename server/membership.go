@@ -16,13 +16,13 @@ import (
 // SerfCheckID is the check the leader keeps on every node for its gossip
 // health; agents never touch it.
 const (
-	SerfCheckID      = "serfHealth"
+	SerfCheckID      = catalog.SerfCheckID
 	serfCheckName    = "Serf Health Status"
 	serfAliveOutput  = "Agent alive and reachable"
 	serfFailedOutput = "Agent not live or unreachable"
 	// ServerServiceName is the service every server registers, as Consul's
 	// servers register "consul".
-	ServerServiceName = "warren"
+	ServerServiceName = catalog.ServerServiceID
 )
 
 // membershipLoop follows the gossip pool: servers it reports are handed to

@@ -26,7 +26,7 @@ import (
 // SerfHealthID is the ID of the node check the servers own and maintain
 // from gossip. Anti-entropy never deregisters it and the agent may not
 // register a check with this ID.
-const SerfHealthID = "serfHealth"
+const SerfHealthID = catalog.SerfCheckID
 
 // Syncer is what anti-entropy needs from the servers.
 type Syncer interface {

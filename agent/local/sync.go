@@ -177,7 +177,8 @@ func (s *State) compareLocked(node *catalog.Node, services []*catalog.Service, c
 
 	remoteSvcs := make(map[string]*catalog.Service, len(services))
 	for _, r := range services {
-		if r != nil {
+		// The servers own the server service on their nodes.
+		if r != nil && r.ID != catalog.ServerServiceID {
 			remoteSvcs[r.ID] = r
 		}
 	}
