@@ -5,7 +5,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/warren-mesh/warren/cli.Version=$(VERSION) -X github.com/warren-mesh/warren/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build dev test unit e2e lint generate check-generate bench fuzz
+.PHONY: all build dev test unit e2e lint generate check-generate bench fuzz e2e-long
 
 all: build
 
@@ -34,5 +34,15 @@ test: lint build
 bench: build
 	$(GO) run ./bench -warren ./bin/warren
 
+# fuzz runs every fuzz target for a bounded time (FUZZTIME each).
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRegistration -fuzztime 20s ./httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRegistration$$' -fuzztime $(FUZZTIME) ./httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./dns/
+
+# e2e-long runs many randomized fault-injection rounds against a multi-host
+# cluster in network namespaces (needs root, iproute2 and nftables) and
+# prints a summary table. E2E_ROUNDS sets the round count, E2E_SEED the seed.
+E2E_ROUNDS ?= 20
+e2e-long:
+	WARREN_E2E_ROUNDS=$(E2E_ROUNDS) WARREN_E2E_SEED=$(E2E_SEED) $(GO) test -race -count=1 -timeout 2h -run '^TestRobustLong$$' -v ./test/e2e/
