@@ -60,13 +60,14 @@ type handler struct {
 	ready    func() (bool, map[string]string)
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	shared   *sharedBodies
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready}
+		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies()}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "warren", Subsystem: "http", Name: "requests_total",
 		Help: "HTTP requests by route template, method and status code.",
@@ -153,7 +154,19 @@ func (h *handler) query(fn queryFunc) http.HandlerFunc {
 			return
 		}
 		setQueryMeta(w.Header(), meta, q.Consistency)
-		h.writeJSON(w, r, body)
+		if q.MinIndex == 0 {
+			h.writeJSON(w, r, body)
+			return
+		}
+		// A blocking query: the watchers one change wakes share one
+		// encoding of the answer.
+		b, err := h.shared.encode(sharedKey(r, meta), body)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("encode response: %w", err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
 	}
 }
 

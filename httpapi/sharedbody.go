@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/warren-mesh/warren/catalog"
+)
+
+// sharedBodies lets the blocking queries that one change wakes share one
+// encoding of their (identical) answer: the first encodes, the others
+// reuse its bytes. Entries are keyed by the request (without index and
+// wait) and the answer's index, so a cached body is exactly what encoding
+// would produce again.
+type sharedBodies struct {
+	group singleflight.Group
+	mu    sync.Mutex
+	m     map[string][]byte
+	order []string
+}
+
+const sharedBodiesMax = 512
+
+func newSharedBodies() *sharedBodies { return &sharedBodies{m: map[string][]byte{}} }
+
+func sharedKey(r *http.Request, meta catalog.QueryMeta) string {
+	q := r.URL.Query()
+	q.Del("index")
+	q.Del("wait")
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(r.URL.Path)
+	for _, k := range keys {
+		vs := q[k]
+		sort.Strings(vs)
+		b.WriteString("&" + url.QueryEscape(k) + "=" + url.QueryEscape(strings.Join(vs, "\x00")))
+	}
+	b.WriteString("#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader))
+	return b.String()
+}
+
+// encode returns the JSON of body for this request and index, shared with
+// other requests for the same result.
+func (s *sharedBodies) encode(key string, body any) ([]byte, error) {
+	s.mu.Lock()
+	b, ok := s.m[key]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	v, err, _ := s.group.Do(key, func() (any, error) {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, '\n')
+		s.mu.Lock()
+		if _, ok := s.m[key]; !ok {
+			s.m[key] = b
+			s.order = append(s.order, key)
+			if len(s.order) > sharedBodiesMax {
+				delete(s.m, s.order[0])
+				s.order = s.order[1:]
+			}
+		}
+		s.mu.Unlock()
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
