@@ -1,0 +1,186 @@
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+)
+
+// Server serves xDS over gRPC: ADS (state of the world and delta) and the
+// per-type discovery services, from one snapshot per node ID. A proxy's
+// node ID is the one its bootstrap gives (a sidecar's service ID, or the
+// ID in a gRPC application's bootstrap).
+type Server struct {
+	logger *slog.Logger
+	cache  cache.SnapshotCache
+	xds    serverv3.Server
+
+	mu       sync.Mutex
+	versions map[string]map[resource.Type]string // node ID -> type -> version last set
+
+	connected atomic.Int64
+	rejected  atomic.Uint64
+}
+
+// NewServer returns a Server with no snapshots. A proxy that connects
+// before its snapshot is set waits for it.
+func NewServer(logger *slog.Logger) *Server {
+	s := &Server{
+		logger:   logger,
+		cache:    cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{logger}),
+		versions: map[string]map[resource.Type]string{},
+	}
+	open := func(ctx context.Context, id int64, typeURL string) error {
+		s.connected.Add(1)
+		s.logger.Debug("xds stream opened", "stream", id, "type", typeURL)
+		return nil
+	}
+	closed := func(id int64, node *core.Node) {
+		s.connected.Add(-1)
+		s.logger.Debug("xds stream closed", "stream", id, "node", node.GetId())
+	}
+	callbacks := serverv3.CallbackFuncs{
+		StreamOpenFunc:        open,
+		StreamClosedFunc:      closed,
+		DeltaStreamOpenFunc:   open,
+		DeltaStreamClosedFunc: closed,
+		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			if st := req.GetErrorDetail(); st != nil {
+				s.logger.Warn("xds update rejected by client", "stream", id, "node", req.GetNode().GetId(),
+					"type", req.GetTypeUrl(), "version", req.GetVersionInfo(), "error", st.GetMessage())
+			}
+			return nil
+		},
+		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			if st := req.GetErrorDetail(); st != nil {
+				s.logger.Warn("xds delta update rejected by client", "stream", id, "node", req.GetNode().GetId(),
+					"type", req.GetTypeUrl(), "error", st.GetMessage())
+			}
+			return nil
+		},
+	}
+	// The server's context only scopes its internal goroutines per stream;
+	// streams end with their gRPC server.
+	s.xds = serverv3.NewServer(context.Background(), s.cache, callbacks)
+	return s
+}
+
+// Register registers ADS (with delta) and the per-type discovery services
+// (LDS, RDS, CDS, EDS, SDS) on grpcServer.
+func (s *Server) Register(grpcServer *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(grpcServer, s.xds)
+	listenerservice.RegisterListenerDiscoveryServiceServer(grpcServer, s.xds)
+	routeservice.RegisterRouteDiscoveryServiceServer(grpcServer, s.xds)
+	clusterservice.RegisterClusterDiscoveryServiceServer(grpcServer, s.xds)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(grpcServer, s.xds)
+	secretservice.RegisterSecretDiscoveryServiceServer(grpcServer, s.xds)
+}
+
+// SetSnapshot makes res the resources served to nodeID. Each type's version
+// is a hash of its resources, so a client is pushed only the types that
+// changed, and an identical set changes nothing: changed is false and no
+// client sees an update. Every resource is validated again here; a set
+// with an invalid resource is refused as a whole (the previous snapshot
+// stays), logged and counted in Rejected, and the error names the resource.
+func (s *Server) SetSnapshot(ctx context.Context, nodeID string, res map[resource.Type][]types.Resource) (changed bool, err error) {
+	if nodeID == "" {
+		return false, fmt.Errorf("set snapshot: empty node ID")
+	}
+	// Copy the lists: checkResources sorts them in place.
+	res = maps.Clone(res)
+	for typ, list := range res {
+		res[typ] = append([]types.Resource(nil), list...)
+	}
+	if err := checkResources(res); err != nil {
+		s.rejected.Add(1)
+		s.logger.Error("xds snapshot refused", "node", nodeID, "error", err)
+		return false, fmt.Errorf("set snapshot for %q: %w", nodeID, err)
+	}
+	versions := make(map[resource.Type]string, len(res))
+	snap := &cache.Snapshot{}
+	for typ, list := range res {
+		v, err := hashResources(list)
+		if err != nil {
+			return false, fmt.Errorf("set snapshot for %q: %w", nodeID, err)
+		}
+		versions[typ] = v
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, list)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.versions[nodeID]; ok && maps.Equal(old, versions) {
+		return false, nil
+	}
+	if err := s.cache.SetSnapshot(ctx, nodeID, snap); err != nil {
+		return false, fmt.Errorf("set snapshot for %q: %w", nodeID, err)
+	}
+	s.versions[nodeID] = versions
+	s.logger.Debug("xds snapshot set", "node", nodeID, "versions", versions)
+	return true, nil
+}
+
+// Clear drops nodeID's snapshot, for when its proxy is deregistered.
+// Connected clients keep what they have; a new snapshot is pushed in full.
+func (s *Server) Clear(nodeID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cache.ClearSnapshot(nodeID)
+	delete(s.versions, nodeID)
+}
+
+// Connected returns the number of open xDS streams.
+func (s *Server) Connected() int { return int(s.connected.Load()) }
+
+// Rejected returns how many snapshots were refused for failing validation.
+func (s *Server) Rejected() uint64 { return s.rejected.Load() }
+
+// hashResources derives a type's version from its resources (sorted by
+// name by checkResources), marshalled deterministically.
+func hashResources(list []types.Resource) (string, error) {
+	h := sha256.New()
+	var buf []byte
+	for _, r := range list {
+		var err error
+		buf, err = deterministic.MarshalAppend(buf[:0], r)
+		if err != nil {
+			return "", fmt.Errorf("hash %s %q: %w", typeNames[resource.APITypePrefix+string(r.ProtoReflect().Descriptor().FullName())], resourceName(r), err)
+		}
+		// Length-prefix each resource so that boundaries count.
+		fmt.Fprintf(h, "%d:", len(buf))
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// cacheLogger adapts slog to go-control-plane's logger. The cache logs
+// every watch at debug level, which stays at debug here.
+type cacheLogger struct{ l *slog.Logger }
+
+func (c cacheLogger) Debugf(format string, args ...any) {
+	// The cache calls this on every watch; format only when it is kept.
+	if c.l.Enabled(context.Background(), slog.LevelDebug) {
+		c.l.Debug(fmt.Sprintf(format, args...))
+	}
+}
+func (c cacheLogger) Infof(format string, args ...any)  { c.l.Info(fmt.Sprintf(format, args...)) }
+func (c cacheLogger) Warnf(format string, args ...any)  { c.l.Warn(fmt.Sprintf(format, args...)) }
+func (c cacheLogger) Errorf(format string, args ...any) { c.l.Error(fmt.Sprintf(format, args...)) }
