@@ -5,7 +5,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/warren-mesh/warren/cli.Version=$(VERSION) -X github.com/warren-mesh/warren/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build dev test unit e2e lint generate check-generate bench fuzz e2e-long
+.PHONY: all build dev test unit e2e lint generate check-generate bench fuzz packages e2e-long
 
 all: build
 
@@ -46,3 +46,15 @@ fuzz:
 E2E_ROUNDS ?= 20
 e2e-long:
 	WARREN_E2E_ROUNDS=$(E2E_ROUNDS) WARREN_E2E_SEED=$(E2E_SEED) $(GO) test -race -count=1 -timeout 2h -run '^TestRobustLong$$' -v ./test/e2e/
+
+# packages: warren_VERSION_ARCH.deb and warren-VERSION.RPMARCH.rpm for each
+# arch in dist/, built by packaging/ with nfpm. The binaries are static PIE
+# (no cgo, so arm64 needs no cross compiler) and stripped.
+PKG_ARCHES ?= amd64 arm64
+packages:
+	@set -e; for arch in $(PKG_ARCHES); do \
+	  mkdir -p bin/linux_$$arch; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildmode=pie \
+	    -ldflags "-s -w $(LDFLAGS)" -o bin/linux_$$arch/warren ./cmd/warren; \
+	  $(GO) run ./packaging -version "$(VERSION)" -arch $$arch -bin bin/linux_$$arch/warren -out dist; \
+	done

@@ -79,6 +79,7 @@ type Agent struct {
 	fromConfig map[string]bool // service IDs defined in config files
 	updates    chan checks.Update
 	metrics    *agentMetrics
+	leaves     *leafManager
 }
 
 var _ httpapi.Agent = (*Agent)(nil)
@@ -115,6 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	})
 	a.view = view.New(view.Config{Pool: cfg.Pool, Servers: a.router.servers, Logger: a.log.With("component", "view")})
 	a.metrics = newAgentMetrics(cfg.Metrics, a)
+	a.leaves = newLeafManager(cfg.NodeName, cfg.Datacenter, a.signLeaf, a.watchRoots, a.hasService, a.log.With("component", "leaf"))
 	if err := a.loadServices(cfg.Services); err != nil {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func (a *Agent) View() *view.View { return a.view }
 
 // Run runs the agent's loops until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	loops := []task.Func{a.local.Run, a.checks.Run, a.pumpUpdates, a.followServers}
+	loops := []task.Func{a.local.Run, a.checks.Run, a.pumpUpdates, a.followServers, a.leaves.Run}
 	if !a.cfg.NoView {
 		loops = append(loops, a.view.Run)
 	}

@@ -27,14 +27,23 @@ type serverRouter struct {
 // servers lists the alive servers' RPC addresses: the local server first,
 // the rest shuffled so agents spread their load.
 func (r *serverRouter) servers() []string {
-	var out []string
+	var out, failed []string
 	for _, m := range r.gsp.Members() {
-		if m.Status != serf.StatusAlive {
+		addr, ok := gossip.ServerRPCAddr(m, r.dc)
+		if !ok || addr == r.local {
 			continue
 		}
-		if addr, ok := gossip.ServerRPCAddr(m, r.dc); ok && addr != r.local {
+		switch m.Status {
+		case serf.StatusAlive:
 			out = append(out, addr)
+		case serf.StatusFailed:
+			failed = append(failed, addr)
 		}
+	}
+	// When gossip thinks every server failed (they all restarted, say),
+	// try them anyway: RPC may reach them before gossip does.
+	if len(out) == 0 {
+		out = failed
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	if r.local != "" {

@@ -54,6 +54,7 @@ var benchmarks = []benchmark{
 	{"mem", "server resident memory", runMemory},
 	{"dns", "DNS queries per second (dnsperf) vs a bare miekg/dns server", runDNS},
 	{"agent", "client agent resident memory and failure detection", runAgentBench},
+	{"recovery", "recovery from leader loss, partition and agent kill, in network namespaces (root)", runRecovery},
 }
 
 func main() {
@@ -72,7 +73,7 @@ func main() {
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	only := fs.String("only", "reg,fanout,mem,agent", "comma-separated benchmarks to run: reg, fanout, mem, dns, agent")
+	only := fs.String("only", "reg,fanout,mem,agent,recovery", "comma-separated benchmarks to run: reg, fanout, mem, dns, agent, recovery")
 	fs.StringVar(&o.warren, "warren", "", "path to the built warren binary (required)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each registration run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each registration run")
@@ -99,7 +100,7 @@ func parseFlags(args []string) (*options, error) {
 			continue
 		}
 		if !slices.ContainsFunc(benchmarks, func(b benchmark) bool { return b.name == n }) {
-			return nil, fmt.Errorf("-only: unknown benchmark %q (want reg, fanout, mem, dns, agent)", n)
+			return nil, fmt.Errorf("-only: unknown benchmark %q (want reg, fanout, mem, dns, agent, recovery)", n)
 		}
 		o.only[n] = true
 	}

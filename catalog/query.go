@@ -17,6 +17,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnknownDatacenter means a request named a datacenter we cannot reach.
 	ErrUnknownDatacenter = errors.New("no path to datacenter")
+	// ErrRateLimited means a rate limit refused the request; the caller
+	// should back off and retry.
+	ErrRateLimited = errors.New("rate limit exceeded, retry")
 )
 
 // Unwrap makes every FieldError an ErrInvalid.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -42,7 +43,9 @@ func commands() map[string]command {
 		"force-leave": {"mark a failed member as left", runForceLeave},
 		"reload":      {"re-read the agent's config files", runReload},
 		"keygen":      {"print a new gossip encryption key", runKeygen},
+		"connect":     {"mesh helpers (grpc-bootstrap for proxyless gRPC clients)", runConnect},
 		"catalog":     {"list services and nodes in the catalog", runCatalog},
+		"intention":   {"create, delete, check and list intentions", runIntention},
 		"operator":    {"operate the raft cluster (raft list-peers, raft remove-peer)", runOperator},
 		"snapshot":    {"save or restore a snapshot of the whole state", runSnapshot},
 		"validate":    {"check a config dir without starting anything", runValidate},
@@ -84,6 +87,6 @@ func usage(w io.Writer, cmds map[string]command) {
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
-	fmt.Fprintf(stdout, "warren %s (commit %s)\n", Version, Commit)
+	fmt.Fprintf(stdout, "warren %s (commit %s, %s)\n", Version, Commit, runtime.Version())
 	return ExitOK
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
@@ -32,6 +33,7 @@ import (
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
+	"github.com/warren-mesh/warren/xds"
 )
 
 func runDev(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -77,7 +79,7 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 		return ExitUsage
 	}
 	level, _ := logging.ParseLevel(cfg.LogLevel)
-	log := logging.New(stderr, level)
+	log := logging.NewDaemon(stderr, logging.Options{Level: level, JSON: cfg.LogJSON})
 	if mode == config.ModeDev {
 		dir, err := os.MkdirTemp("", "warren-dev-")
 		if err != nil {
@@ -121,6 +123,9 @@ type process struct {
 	httpLn net.Listener
 	http   http.Handler
 	reg    *prometheus.Registry
+	// xDS for proxyless gRPC clients (and, later, sidecars) on ports.grpc.
+	grpcLn  net.Listener
+	xdsFeed *xds.GRPCFeed
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -150,13 +155,25 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 		go func() { serverDone <- p.server.Run(serverCtx) }()
 	}
 
+	// systemd notification (cli/notify.go): READY=1 once HTTP and DNS
+	// answer and the first join (if any) succeeded.
+	notify := newNotifier(log.With("subsystem", "systemd"), len(cfg.RetryJoin) > 0)
+	dnsProbe := ""
+	if p.dns != nil {
+		dnsProbe = dialable(p.dns.Addr())
+	}
 	loops := []task.Func{
 		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
 		p.agent.Run,
 		func(ctx context.Context) error {
-			return p.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval)
+			err := p.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval)
+			if err == nil && ctx.Err() == nil {
+				notify.Joined()
+			}
+			return err
 		},
-		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log) },
+		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log, notify) },
+		func(ctx context.Context) error { return notify.Run(ctx, dialable(p.httpLn.Addr().String()), dnsProbe) },
 		func(ctx context.Context) error {
 			if p.server == nil {
 				<-ctx.Done()
@@ -177,6 +194,9 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.dns != nil {
 		loops = append(loops, p.dns.Run)
 	}
+	if p.grpcLn != nil {
+		loops = append(loops, p.xdsFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
+	}
 	err = task.Run(ctx, loops...)
 	if p.server != nil {
 		stopServer()
@@ -184,6 +204,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 			err = serr
 		}
 	}
+	skipLeaveOnRestart(cfg.LeaveOnTerminate, p.gossip.Close, log) // package upgrade (cli/notify.go)
 	stopGossip()
 	if gerr := <-gossipDone; gerr != nil && err == nil {
 		err = gerr
@@ -251,6 +272,10 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			Version:         Version,
 			Metrics:         p.reg,
 			Logger:          log.With("subsystem", "server"),
+
+			// default_intention_policy (not a config key yet): allow in
+			// dev, deny otherwise.
+			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -291,6 +316,18 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			return nil, fmt.Errorf("start DNS: %w", err)
 		}
 	}
+	if cfg.Ports.GRPC > 0 {
+		addr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.GRPC))
+		if p.grpcLn, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("listen for xDS on %s: %w", addr, err)
+		}
+		src := xds.Source(p.agent.View())
+		if p.server != nil {
+			src = p.server.LocalView()
+		}
+		p.xdsFeed = &xds.GRPCFeed{Source: src, Server: xds.NewServer(log.With("subsystem", "xds")),
+			Datacenter: cfg.Datacenter, Logger: log.With("subsystem", "xds")}
+	}
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
 		Registerer: p.reg, Gatherer: p.reg, Ready: p.ready,
@@ -323,6 +360,9 @@ func (p *process) ready() (bool, map[string]string) {
 func (p *process) close() {
 	if p.httpLn != nil {
 		_ = p.httpLn.Close()
+	}
+	if p.grpcLn != nil {
+		_ = p.grpcLn.Close()
 	}
 	if p.server != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -360,8 +400,8 @@ func loadNodeID(dataDir string) (string, error) {
 	return id, nil
 }
 
-// reloadOnHUP re-reads the config files on SIGHUP.
-func reloadOnHUP(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
+// reloadOnHUP re-reads the config files on SIGHUP, telling systemd.
+func reloadOnHUP(ctx context.Context, a *agent.Agent, log *slog.Logger, notify *notifier) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -370,11 +410,35 @@ func reloadOnHUP(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
+			notify.Reloading()
 			if err := a.Reload(ctx); err != nil {
 				log.Error("reload failed; the running configuration stays", "err", err)
 			}
+			notify.Reloaded()
 		}
 	}
+}
+
+// serveXDS serves the xDS gRPC API until ctx is done.
+func serveXDS(ctx context.Context, ln net.Listener, x *xds.Server) error {
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
+	x.Register(gs)
+	errCh := make(chan error, 1)
+	go func() { errCh <- gs.Serve(ln) }()
+	select {
+	case err := <-errCh:
+		return fmt.Errorf("serve xDS: %w", err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		gs.Stop() // xDS streams never end on their own
+	}
+	<-errCh
+	return nil
 }
 
 // serveHTTP serves until ctx is done, then stops taking connections and

@@ -53,11 +53,14 @@ type Ports struct {
 
 // Config is the validated runtime configuration.
 type Config struct {
-	Mode            Mode
-	NodeName        string
-	Datacenter      string
-	DataDir         string
-	LogLevel        string // normalized: debug, info, warn or error
+	Mode       Mode
+	NodeName   string
+	Datacenter string
+	DataDir    string
+	LogLevel   string // normalized: debug, info, warn or error
+	// LogJSON logs JSON lines instead of text (key log_json, flag
+	// -log-json).
+	LogJSON         bool
 	BindAddr        string
 	AdvertiseAddr   string
 	ClientAddr      string

@@ -55,6 +55,7 @@ func TestLoad_FullConfig(t *testing.T) {
 		Datacenter:      "east-1",
 		DataDir:         "/var/lib/warren",
 		LogLevel:        "warn",
+		LogJSON:         true,
 		BindAddr:        "10.0.0.5",
 		AdvertiseAddr:   "192.0.2.10",
 		ClientAddr:      "0.0.0.0",

@@ -27,6 +27,7 @@ var fields = []struct {
 	{"datacenter", func(c *Config) any { return &c.Datacenter }},
 	{"data_dir", func(c *Config) any { return &c.DataDir }},
 	{"log_level", func(c *Config) any { return &c.LogLevel }},
+	{"log_json", func(c *Config) any { return &c.LogJSON }},
 	{"bind_addr", func(c *Config) any { return &c.BindAddr }},
 	{"advertise_addr", func(c *Config) any { return &c.AdvertiseAddr }},
 	{"client_addr", func(c *Config) any { return &c.ClientAddr }},

@@ -39,6 +39,7 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"retry-join", "retry_join", "serf LAN address of a node to join, host or host:port; the port defaults to the serf LAN port (repeatable)"},
 	{"retry-interval", "retry_interval", "time between join attempts, e.g. 30s"},
 	{"log-level", "log_level", "debug, info, warn or error"},
+	{"log-json", "log_json", "log JSON lines instead of text"},
 	{"encrypt", "encrypt", "gossip encryption key: base64 of 32 bytes"},
 	{"domain", "domain", "DNS domain to answer for (default warren.)"},
 	{"alt-domain", "alt_domain", "second DNS domain to answer for, e.g. consul."},

@@ -121,6 +121,10 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.ReconnectTimeout > 0 {
 		sc.ReconnectTimeout = cfg.ReconnectTimeout
 	}
+	// Failed members are retried every few seconds (serf's default is
+	// 30 s): after all servers restart, agents that marked them failed
+	// find them again quickly.
+	sc.ReconnectInterval = 5 * time.Second
 	if cfg.Fast {
 		sc.ReapInterval = time.Second
 		sc.ReconnectInterval = time.Second

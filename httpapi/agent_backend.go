@@ -37,6 +37,11 @@ type Agent interface {
 	Leave(ctx context.Context) error
 	ForceLeave(ctx context.Context, node string, prune bool) error
 
+	// ConnectCALeaf is the leaf certificate of a service registered on
+	// this agent (by name or ID; ErrNotFound otherwise), with the key the
+	// agent made for it. With q.MinIndex it blocks until the leaf changes.
+	ConnectCALeaf(ctx context.Context, service string, q catalog.QueryOptions) (*api.LeafCert, catalog.QueryMeta, error)
+
 	// SelfInfo is /v1/agent/self: config, member, and the last
 	// anti-entropy sync's outcome.
 	SelfInfo() AgentSelfInfo

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -42,6 +43,20 @@ type Backend interface {
 
 	// Self describes the local node for /v1/agent/self.
 	Self() Self
+
+	// CARoots is the trust bundle; CAConfiguration and SetCAConfiguration
+	// read and change the built-in CA's configuration (a new key type or
+	// Config.RotateRoot rotates the root).
+	CARoots(ctx context.Context, q catalog.QueryOptions) (*api.CARootList, catalog.QueryMeta, error)
+	CAConfiguration(ctx context.Context, q catalog.QueryOptions) (*api.CAConfiguration, catalog.QueryMeta, error)
+	SetCAConfiguration(ctx context.Context, c *api.CAConfiguration) error
+	// IntentionApply upserts (op "upsert", ixn the body) or deletes (op
+	// "delete") the intention from source to destination ("name" or
+	// "ns/name").
+	IntentionApply(ctx context.Context, op, source, destination string, ixn *api.Intention) error
+	// IntentionQuery answers intention reads (list, exact, check, match,
+	// authorize); an exact query for a missing pair is ErrNotFound.
+	IntentionQuery(ctx context.Context, q catalog.QueryOptions, iq *api.IntentionQuery) (*api.IntentionResult, catalog.QueryMeta, error)
 }
 
 // RaftServer is one server in the Raft configuration.

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -31,6 +32,9 @@ type fakeBackend struct {
 	// blocked receives the context's error when they do.
 	block   bool
 	blocked chan error
+	// The mesh identity calls' last arguments.
+	lastCAConfig       *api.CAConfiguration
+	lastIntentionQuery *api.IntentionQuery
 }
 
 func newFakeBackend() *fakeBackend {

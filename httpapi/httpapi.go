@@ -129,6 +129,19 @@ func New(cfg Config) http.Handler {
 		"DELETE /v1/operator/raft/peer":       h.removePeer,
 		"GET /v1/snapshot":                    h.snapshotSave,
 		"PUT /v1/snapshot":                    h.snapshotRestore,
+
+		"GET /v1/connect/ca/roots":                h.query(h.caRoots),
+		"GET /v1/agent/connect/ca/roots":          h.query(h.caRoots),
+		"GET /v1/connect/ca/configuration":        h.query(h.caConfiguration),
+		"PUT /v1/connect/ca/configuration":        h.setCAConfiguration,
+		"GET /v1/agent/connect/ca/leaf/{service}": h.withAgent(h.query(h.connectCALeaf)),
+		"POST /v1/agent/connect/authorize":        h.connectAuthorize,
+		"GET /v1/connect/intentions":              h.query(h.intentionList()),
+		"GET /v1/connect/intentions/exact":        h.query(h.intentionExact()),
+		"PUT /v1/connect/intentions/exact":        h.intentionWrite("upsert"),
+		"DELETE /v1/connect/intentions/exact":     h.intentionWrite("delete"),
+		"GET /v1/connect/intentions/check":        h.query(h.intentionCheck()),
+		"GET /v1/connect/intentions/match":        h.query(h.intentionMatch()),
 	} {
 		mux.HandleFunc(pattern, fn)
 	}
@@ -220,6 +233,8 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 		return http.StatusServiceUnavailable, "No cluster leader", false
 	case errors.Is(err, catalog.ErrNotFound):
 		return http.StatusNotFound, err.Error(), false
+	case errors.Is(err, catalog.ErrRateLimited):
+		return http.StatusTooManyRequests, "rate limit exceeded, retry", false
 	case errors.Is(err, catalog.ErrUnknownDatacenter):
 		// Consul's status and words for a datacenter it cannot reach.
 		return http.StatusInternalServerError, "No path to datacenter", false

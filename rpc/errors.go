@@ -26,6 +26,8 @@ func ToStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, catalog.ErrUnknownDatacenter):
 		code = codes.FailedPrecondition
+	case errors.Is(err, catalog.ErrRateLimited):
+		code = codes.ResourceExhausted
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
@@ -66,6 +68,8 @@ func FromStatus(err error) error {
 		kind = catalog.ErrNotFound
 	case codes.FailedPrecondition:
 		kind = catalog.ErrUnknownDatacenter
+	case codes.ResourceExhausted:
+		kind = catalog.ErrRateLimited
 	case codes.DeadlineExceeded:
 		kind = context.DeadlineExceeded
 	case codes.Canceled:

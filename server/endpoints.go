@@ -42,6 +42,9 @@ func typed[Req, Reply any](leaderOnly bool, run func(context.Context, *Req) (*Re
 			if r, ok := req.(*rpc.ReadRequest); ok {
 				return r.Options.Consistency
 			}
+			if r, ok := req.(interface{ ReadConsistency() catalog.Consistency }); ok {
+				return r.ReadConsistency()
+			}
 			return catalog.ConsistencyDefault
 		},
 		run: func(ctx context.Context, req any) (any, error) { return run(ctx, req.(*Req)) },
@@ -65,6 +68,12 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodSnapshotSave:      typed(true, s.localSnapshotSave),
 		rpc.MethodSnapshotRestore:   typed(true, s.localSnapshotRestore),
 		rpc.MethodStatus:            typed(false, s.localStatus),
+		rpc.MethodCARoots:           typed(false, s.readCARoots),
+		rpc.MethodCAConfigGet:       typed(false, s.readCAConfig),
+		rpc.MethodCAConfigSet:       typed(true, s.localSetCAConfig),
+		rpc.MethodCASign:            typed(true, s.localSign),
+		rpc.MethodIntentionApply:    typed(true, s.localIntentionApply),
+		rpc.MethodIntentionQuery:    typed(false, s.readIntentions),
 	}
 }
 

@@ -45,6 +45,9 @@ func (s *Server) leaderLoop(ctx context.Context) error {
 			if err := s.recordClusterID(); err != nil {
 				return err
 			}
+			if s.IsLeader() {
+				s.leaderCATick(ctx)
+			}
 		}
 	}
 }
@@ -67,6 +70,26 @@ func (s *Server) establishLeadership(ctx context.Context) {
 		}
 		if err := s.applyCommand(ctx, fsm.SetMetaType, fsm.SetMeta{Key: metaClusterID, Value: id}); err != nil {
 			s.log.Error("record cluster ID", "err", err)
+		}
+	}
+	// After the cluster ID: the trust domain derives from it.
+	if err := s.ensureCA(ctx); err != nil {
+		s.log.Error("initialize CA", "err", err)
+	}
+}
+
+// leaderCATick keeps the CA whole on the leader: a root if there is none
+// with keys (after a failed first attempt, or a restore of an archive
+// without keys), and no root that left the trust bundle.
+func (s *Server) leaderCATick(ctx context.Context) {
+	if err := s.ensureCA(ctx); err != nil {
+		s.log.Error("initialize CA", "err", err)
+		return
+	}
+	if time.Since(s.lastPrune) > time.Minute {
+		s.lastPrune = time.Now()
+		if err := s.pruneCA(ctx); err != nil {
+			s.log.Warn("prune CA roots", "err", err)
 		}
 	}
 }

@@ -89,3 +89,9 @@ func (v *LocalView) ServiceNames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Changed returns a channel closed at the next commit to the store.
+func (v *LocalView) Changed() <-chan struct{} {
+	_, next, _ := v.s.store.ChangesSince(v.s.store.ChangeCursor())
+	return next
+}

@@ -73,9 +73,15 @@ func (s *Server) noteServer(m serf.Member) {
 	}
 }
 
+// absentGrace is how long a node with a serfHealth check must stay unknown
+// to gossip before the leader deregisters it as reaped. Right after servers
+// restart their member lists are still filling in (found by the robustness
+// tests: a freshly elected leader deregistered live agents).
+const absentGrace = 3 * time.Minute
+
 // reconcileAll reconciles every member, and deregisters nodes that carry a
-// serfHealth check but are no longer members (reaped while we were not the
-// leader).
+// serfHealth check but have not been members for absentGrace (reaped while
+// we were not the leader).
 func (s *Server) reconcileAll(ctx context.Context) {
 	if !s.IsLeader() || s.cfg.Gossip == nil {
 		return
@@ -93,9 +99,26 @@ func (s *Server) reconcileAll(ctx context.Context) {
 		s.log.Error("reconcile: read checks", "err", err)
 		return
 	}
+	now := time.Now()
+	seen := map[string]bool{}
 	for _, c := range checks {
-		if c.CheckID == SerfCheckID && !members[c.Node] {
+		if c.CheckID != SerfCheckID || members[c.Node] {
+			continue
+		}
+		seen[c.Node] = true
+		first, ok := s.absentSince[c.Node]
+		if !ok {
+			s.absentSince[c.Node] = now
+			continue
+		}
+		if now.Sub(first) >= absentGrace {
 			s.deregisterMember(ctx, c.Node, "reaped")
+			delete(s.absentSince, c.Node)
+		}
+	}
+	for n := range s.absentSince {
+		if !seen[n] {
+			delete(s.absentSince, n)
 		}
 	}
 }

@@ -57,9 +57,15 @@ type Config struct {
 	// Metrics gets the server's metrics; nil discards them.
 	Metrics prometheus.Registerer
 	// Raft timings; zero values take hashicorp/raft's production defaults.
-	Raft    RaftTimings
-	Version string
-	Logger  *slog.Logger
+	Raft RaftTimings
+	// CSRMaxPerSecond limits leaf signing on the leader; 0 means
+	// DefaultCSRMaxPerSecond (50, Consul's), negative means no limit.
+	CSRMaxPerSecond float64
+	// DefaultIntentionAllow is default_intention_policy: whether a
+	// connection that no intention matches is allowed.
+	DefaultIntentionAllow bool
+	Version               string
+	Logger                *slog.Logger
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -94,6 +100,9 @@ type Server struct {
 
 	endpoints map[string]endpoint
 	metrics   *serverMetrics
+	ca        *caState
+	ixnMu     sync.Mutex // serializes intention writes on the leader
+	lastPrune time.Time  // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are
@@ -107,6 +116,9 @@ type Server struct {
 	targets      map[string]bool
 	discovered   chan struct{}
 	reconcileNow chan struct{}
+	// absentSince is when the membership loop first saw a registered node
+	// missing from gossip (owned by that loop).
+	absentSince map[string]time.Time
 }
 
 // New opens the data dir and the Raft stores and binds the RPC port. It
@@ -120,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
 		targets: map[string]bool{}, discovered: make(chan struct{}, 1),
-		reconcileNow: make(chan struct{}, 1)}
+		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -154,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 	s.fsmReady()
 	s.metrics = newServerMetrics(cfg.Metrics, s)
 	s.fsm.OnBatch = func(n int) { s.metrics.batchSize.Observe(float64(n)) }
+	s.ca = newCAState(cfg.Metrics, cfg.CSRMaxPerSecond)
 	s.endpoints = s.buildEndpoints()
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize))
 	pb.RegisterServerServer(s.grpc, &grpcService{s: s})
@@ -200,6 +213,13 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	// applies each batch in one transaction.
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
+	// Half of hashicorp/raft's (and Consul's raft_multiplier=1) timings: a
+	// new leader is elected and writing within ~1 s of losing the old one
+	// (make bench -only recovery prints it), still well above the round
+	// trips of a LAN.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	t := s.cfg.Raft
 	setDur(&rc.HeartbeatTimeout, t.HeartbeatTimeout)
 	setDur(&rc.ElectionTimeout, t.ElectionTimeout)

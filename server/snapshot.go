@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/connect"
 	"github.com/warren-mesh/warren/rpc"
 )
 
@@ -77,8 +79,8 @@ func (s *Server) localSnapshotSave(_ context.Context, _ *rpc.Empty) (*rpc.Snapsh
 	zw := gzip.NewWriter(&buf)
 	hdr, _ := json.Marshal(snapshotHeader{Index: meta.Index, Term: meta.Term, ClusterID: s.clusterID()})
 	fmt.Fprintf(zw, "%s\n%s\n", snapshotMagic, hdr)
-	if _, err := io.Copy(zw, rc); err != nil {
-		return nil, fmt.Errorf("copy snapshot: %w", err)
+	if err := redactSnapshot(zw, rc); err != nil {
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress snapshot: %w", err)
@@ -143,4 +145,71 @@ func openArchive(r io.Reader) (*snapshotHeader, io.Reader, error) {
 		return nil, nil, fmt.Errorf("%w: snapshot header: %v", catalog.ErrInvalid, err)
 	}
 	return &hdr, br, nil
+}
+
+// redactSnapshot copies an FSM snapshot (JSON lines, see catalog/state)
+// to w with the CA's private keys removed: the user archive never holds
+// them. A restored archive has roots without keys; the leader then makes a
+// fresh root (ensureCA) and keeps the restored ones trusted for one leaf
+// TTL. As a last guard, a line that still holds a PEM private key refuses
+// the whole archive.
+func redactSnapshot(w io.Writer, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			out, rerr := redactLine(line)
+			if rerr != nil {
+				return rerr
+			}
+			if bytes.Contains(out, []byte("PRIVATE KEY")) {
+				return errors.New("snapshot save: refusing to write an archive that holds a private key")
+			}
+			if _, werr := w.Write(out); werr != nil {
+				return fmt.Errorf("copy snapshot: %w", werr)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+}
+
+func redactLine(line []byte) ([]byte, error) {
+	if !bytes.Contains(line, []byte(metaCARoots)) {
+		return line, nil
+	}
+	var rec struct {
+		T string                     `json:"t"`
+		V map[string]json.RawMessage `json:"v"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil || rec.T != "meta" {
+		return line, nil
+	}
+	var key, value string
+	if json.Unmarshal(rec.V["Key"], &key) != nil || key != metaCARoots || json.Unmarshal(rec.V["Value"], &value) != nil {
+		return line, nil
+	}
+	var roots []*connect.Root
+	if err := json.Unmarshal([]byte(value), &roots); err != nil {
+		return nil, fmt.Errorf("snapshot save: decode CA roots: %w", err)
+	}
+	for _, root := range roots {
+		root.RootKeyPEM, root.SigningKeyPEM = "", ""
+	}
+	b, err := json.Marshal(roots)
+	if err != nil {
+		return nil, err
+	}
+	if rec.V["Value"], err = json.Marshal(string(b)); err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }

@@ -44,8 +44,12 @@ type Server struct {
 // before its snapshot is set waits for it.
 func NewServer(logger *slog.Logger) *Server {
 	s := &Server{
-		logger:   logger,
-		cache:    cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{logger}),
+		logger: logger,
+		// ads=false: a proxyless gRPC client asks for the few services it
+		// dials, while its group's snapshot holds every service; the
+		// cache's ADS mode would answer only requests naming every
+		// resource of the snapshot.
+		cache:    cache.NewSnapshotCache(false, groupHash{}, cacheLogger{logger}),
 		versions: map[string]map[resource.Type]string{},
 	}
 	open := func(ctx context.Context, id int64, typeURL string) error {

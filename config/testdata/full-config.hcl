@@ -87,3 +87,6 @@ service {
     ttl = "30s"
   }
 }
+
+# Set after the services so that their line numbers stay put.
+log_json = true

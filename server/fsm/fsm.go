@@ -23,7 +23,17 @@ const (
 	RegisterType   MessageType = 1
 	DeregisterType MessageType = 2
 	SetMetaType    MessageType = 3
+	// MetaBatchType sets and deletes several metadata keys in one command
+	// (the CA's roots and config, an intention).
+	MetaBatchType MessageType = 4
 )
+
+// MetaBatch sets the pairs of Set, then deletes the keys of Delete, as one
+// command: either all of it applies or none.
+type MetaBatch struct {
+	Set    []SetMeta `json:",omitempty"`
+	Delete []string  `json:",omitempty"`
+}
 
 // SetMeta sets a key of the cluster metadata (such as the cluster ID).
 type SetMeta struct {
@@ -111,6 +121,34 @@ func applyOne(txn *state.WriteTxn, l *raft.Log) error {
 			return fmt.Errorf("log %d: decode meta: %w", l.Index, err)
 		}
 		return txn.SetMeta(l.Index, m.Key, m.Value)
+	case MetaBatchType:
+		var b MetaBatch
+		if err := json.Unmarshal(body, &b); err != nil {
+			return fmt.Errorf("log %d: decode meta batch: %w", l.Index, err)
+		}
+		// Validate before the first write, so a bad command leaves
+		// nothing in the batch's shared transaction.
+		for _, m := range b.Set {
+			if m.Key == "" {
+				return fmt.Errorf("log %d: meta batch: empty key", l.Index)
+			}
+		}
+		for _, k := range b.Delete {
+			if k == "" {
+				return fmt.Errorf("log %d: meta batch: empty key", l.Index)
+			}
+		}
+		for _, m := range b.Set {
+			if err := txn.SetMeta(l.Index, m.Key, m.Value); err != nil {
+				return err
+			}
+		}
+		for _, k := range b.Delete {
+			if err := txn.DeleteMeta(l.Index, k); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	// An unknown type is a log written by a newer version: fail loudly
 	// rather than silently diverge from servers that understand it.

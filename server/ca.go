@@ -1,0 +1,473 @@
+package server
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/connect"
+	"github.com/warren-mesh/warren/internal/metrics"
+	"github.com/warren-mesh/warren/rpc"
+	"github.com/warren-mesh/warren/server/fsm"
+)
+
+// The CA lives in the cluster metadata: the roots (with their keys, which
+// every server needs to sign after a failover) under metaCARoots as a JSON
+// list of connect.Root, the configuration under metaCAConfig as a JSON
+// connect.CAConfig. Both change in one MetaBatch command. Only the leader
+// writes them: it generates keys and certificates and commits the result,
+// the FSM only stores it.
+const (
+	metaCARoots  = "ca_roots"
+	metaCAConfig = "ca_config"
+)
+
+// DefaultCSRMaxPerSecond is the default rate limit of leaf signing on the
+// leader, Consul's.
+const DefaultCSRMaxPerSecond = 50
+
+// caState is the leader's CA machinery: a lock that serializes CA changes,
+// the signer of the active root (parsed once), and the signing rate limit.
+type caState struct {
+	mu sync.Mutex // serializes CA writes on the leader
+
+	signerMu  sync.Mutex
+	signer    *connect.Signer
+	signerFor string // root ID + signing key ID the signer was built for
+
+	limiter *rate.Limiter
+
+	signed  prometheus.Counter
+	refused *prometheus.CounterVec
+}
+
+func newCAState(reg prometheus.Registerer, perSecond float64) *caState {
+	c := &caState{
+		signed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "warren", Subsystem: "connect", Name: "leaves_signed_total",
+			Help: "Leaf certificates signed by this server as leader."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "connect", Name: "csr_refused_total",
+			Help: "Signing requests refused, by reason."}, []string{"reason"}),
+	}
+	switch {
+	case perSecond < 0:
+		c.limiter = rate.NewLimiter(rate.Inf, 0)
+	case perSecond == 0:
+		perSecond = DefaultCSRMaxPerSecond
+		fallthrough
+	default:
+		c.limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(math.Ceil(perSecond))))
+	}
+	metrics.Or(reg).MustRegister(c.signed, c.refused)
+	return c
+}
+
+// loadCA reads the roots and the configuration; idx is the roots' index.
+// A missing config reads as the defaults.
+func (s *Server) loadCA(ws memdb.WatchSet) (roots []*connect.Root, cfg connect.CAConfig, idx uint64, err error) {
+	idx, e, err := s.store.MetaEntry(ws, metaCARoots)
+	if err != nil {
+		return nil, cfg, 0, err
+	}
+	if e != nil {
+		if err := json.Unmarshal([]byte(e.Value), &roots); err != nil {
+			return nil, cfg, 0, fmt.Errorf("decode CA roots: %w", err)
+		}
+		for _, r := range roots {
+			// A root's indexes are those of the write that created or last
+			// changed it: the leader leaves them zero in that write.
+			if r.CreateIndex == 0 {
+				r.CreateIndex = e.ModifyIndex
+			}
+			if r.ModifyIndex == 0 {
+				r.ModifyIndex = e.ModifyIndex
+			}
+		}
+	}
+	_, c, err := s.store.MetaEntry(nil, metaCAConfig)
+	if err != nil {
+		return nil, cfg, 0, err
+	}
+	if c != nil {
+		if err := json.Unmarshal([]byte(c.Value), &cfg); err != nil {
+			return nil, cfg, 0, fmt.Errorf("decode CA config: %w", err)
+		}
+	}
+	return roots, cfg.WithDefaults(), idx, nil
+}
+
+// commitCA writes roots and config in one command.
+func (s *Server) commitCA(ctx context.Context, roots []*connect.Root, cfg connect.CAConfig) error {
+	rb, err := json.Marshal(roots)
+	if err != nil {
+		return fmt.Errorf("encode CA roots: %w", err)
+	}
+	cb, err := json.Marshal(cfg.WithDefaults())
+	if err != nil {
+		return fmt.Errorf("encode CA config: %w", err)
+	}
+	return s.applyCommand(ctx, fsm.MetaBatchType, fsm.MetaBatch{Set: []fsm.SetMeta{
+		{Key: metaCARoots, Value: string(rb)},
+		{Key: metaCAConfig, Value: string(cb)},
+	}})
+}
+
+// hasKeys reports whether a root can sign (a root restored from a snapshot
+// archive has no keys).
+func hasKeys(r *connect.Root) bool { return r != nil && r.RootKeyPEM != "" && r.SigningKeyPEM != "" }
+
+// ensureCA runs on the leader: once the cluster has an ID and no active root
+// with keys (a new cluster, or a snapshot archive restored without keys), it
+// creates a root. Roots restored without keys stay in the bundle as
+// rotated-out roots for one leaf TTL, so leaves they signed keep verifying
+// while agents renew against the new root (they cannot be cross-signed).
+func (s *Server) ensureCA(ctx context.Context) error {
+	cid, ok := s.store.Meta(metaClusterID)
+	if !ok || cid == "" {
+		return nil
+	}
+	s.ca.mu.Lock()
+	defer s.ca.mu.Unlock()
+	roots, cfg, _, err := s.loadCA(nil)
+	if err != nil {
+		return err
+	}
+	active := connect.ActiveRoot(roots)
+	if hasKeys(active) {
+		return nil
+	}
+	now := time.Now()
+	td := connect.TrustDomain(cid)
+	if active != nil && active.TrustDomain != "" {
+		td = active.TrustDomain
+	}
+	root, err := connect.NewRoot(cfg, td, now, crand.Reader)
+	if err != nil {
+		return fmt.Errorf("create CA root: %w", err)
+	}
+	var keep []*connect.Root
+	for _, r := range roots {
+		c := *r
+		if c.Active || c.RotatedOutAt.IsZero() {
+			c.Active = false
+			c.RotatedOutAt = now
+			c.TrustUntil = now.Add(cfg.LeafTTL + time.Minute)
+			if c.TrustUntil.After(c.NotAfter) {
+				c.TrustUntil = c.NotAfter
+			}
+			c.ModifyIndex = 0
+		}
+		if c.TrustedAt(now) {
+			keep = append(keep, &c)
+		}
+	}
+	keep = append(keep, root)
+	if err := s.commitCA(ctx, keep, cfg); err != nil {
+		return fmt.Errorf("commit CA root: %w", err)
+	}
+	s.log.Info("created CA root", "root", root, "trust_domain", td, "replaced_keyless", len(roots))
+	return nil
+}
+
+// pruneCA drops roots that left the trust bundle; the leader runs it now
+// and then.
+func (s *Server) pruneCA(ctx context.Context) error {
+	s.ca.mu.Lock()
+	defer s.ca.mu.Unlock()
+	roots, cfg, _, err := s.loadCA(nil)
+	if err != nil || len(roots) == 0 {
+		return err
+	}
+	keep := connect.Prune(roots, time.Now())
+	if len(keep) == len(roots) || connect.ActiveRoot(keep) == nil {
+		return nil
+	}
+	return s.commitCA(ctx, keep, cfg)
+}
+
+// serialUint64 is the low 64 bits of a colon-hex serial number: Consul's
+// CARoot.SerialNumber is a uint64.
+func serialUint64(colonHex string) uint64 {
+	b, err := hex.DecodeString(strings.ReplaceAll(colonHex, ":", ""))
+	if err != nil {
+		return 0
+	}
+	var v uint64
+	for _, x := range b[max(0, len(b)-8):] {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
+
+func publicRoot(r *connect.Root) rpc.CARoot {
+	p := r.Public()
+	return rpc.CARoot{
+		ID: p.ID, Name: p.Name, SerialNumber: serialUint64(r.SerialNumber), SigningKeyID: p.SigningKeyID,
+		ExternalTrustDomain: p.ExternalTrustDomain, NotBefore: p.NotBefore, NotAfter: p.NotAfter,
+		RootCert: p.RootCertPEM, IntermediateCerts: p.IntermediateCertPEMs, Active: p.Active,
+		RotatedOutAt: p.RotatedOutAt, PrivateKeyType: p.PrivateKeyType, PrivateKeyBits: p.PrivateKeyBits,
+		CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
+	}
+}
+
+// blockingQuery runs read until its index differs from opts.MinIndex or
+// the wait ends, as blockingRead does for catalog reads.
+func (s *Server) blockingQuery(ctx context.Context, opts catalog.QueryOptions, read func(ws memdb.WatchSet) (uint64, error)) (catalog.QueryMeta, error) {
+	if opts.Consistency == catalog.ConsistencyConsistent {
+		if err := s.raft.VerifyLeader().Error(); err != nil {
+			return catalog.QueryMeta{}, fmt.Errorf("%w: verify leadership: %v", catalog.ErrNoLeader, err)
+		}
+	}
+	wait := opts.MaxWait
+	if wait <= 0 {
+		wait = catalog.DefaultQueryWait
+	}
+	wait = min(wait, catalog.MaxQueryWait)
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		ws := memdb.NewWatchSet()
+		ws.Add(s.store.AbandonCh())
+		idx, err := read(ws)
+		if err != nil {
+			return catalog.QueryMeta{}, err
+		}
+		meta := s.queryMeta(max(idx, 1))
+		if opts.MinIndex == 0 || meta.Index != opts.MinIndex {
+			return meta, nil
+		}
+		s.metrics.watchers.Inc()
+		err = ws.WatchCtx(ctx)
+		s.metrics.watchers.Dec()
+		if err != nil {
+			return meta, nil
+		}
+	}
+}
+
+func (s *Server) readCARoots(ctx context.Context, req *rpc.ReadRequest) (*rpc.CARootsReply, error) {
+	reply := &rpc.CARootsReply{}
+	meta, err := s.blockingQuery(ctx, req.Options, func(ws memdb.WatchSet) (uint64, error) {
+		roots, _, idx, err := s.loadCA(ws)
+		if err != nil {
+			return 0, err
+		}
+		*reply = rpc.CARootsReply{Roots: []rpc.CARoot{}}
+		now := time.Now()
+		for _, r := range roots {
+			if !r.TrustedAt(now) {
+				continue
+			}
+			reply.TrustDomain = r.TrustDomain
+			if r.Active {
+				reply.ActiveRootID = r.ID
+			}
+			reply.Roots = append(reply.Roots, publicRoot(r))
+		}
+		return idx, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply.Meta = meta
+	return reply, nil
+}
+
+func (s *Server) readCAConfig(ctx context.Context, req *rpc.ReadRequest) (*rpc.CAConfigReply, error) {
+	reply := &rpc.CAConfigReply{}
+	meta, err := s.blockingQuery(ctx, req.Options, func(ws memdb.WatchSet) (uint64, error) {
+		idx, e, err := s.store.MetaEntry(ws, metaCAConfig)
+		if err != nil {
+			return 0, err
+		}
+		cfg := connect.CAConfig{}
+		if e != nil {
+			if err := json.Unmarshal([]byte(e.Value), &cfg); err != nil {
+				return 0, fmt.Errorf("decode CA config: %w", err)
+			}
+			reply.CreateIndex, reply.ModifyIndex = e.CreateIndex, e.ModifyIndex
+		}
+		reply.Config = rpc.CAConfig(cfg.WithDefaults())
+		return idx, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply.Meta = meta
+	return reply, nil
+}
+
+// localSetCAConfig changes the CA configuration on the leader. A new key
+// type or size, or Rotate, creates a new root and rotates to it: the new
+// root is cross-signed by the old one, and the old one stays in the bundle
+// until every leaf it signed has expired.
+func (s *Server) localSetCAConfig(ctx context.Context, req *rpc.CAConfigSetRequest) (*rpc.Empty, error) {
+	newCfg := connect.CAConfig(req.Config)
+	if err := newCfg.Validate(); err != nil {
+		return nil, err
+	}
+	newCfg = newCfg.WithDefaults()
+	s.ca.mu.Lock()
+	defer s.ca.mu.Unlock()
+	roots, oldCfg, _, err := s.loadCA(nil)
+	if err != nil {
+		return nil, err
+	}
+	active := connect.ActiveRoot(roots)
+	if active == nil {
+		return nil, fmt.Errorf("%w: the CA has no root yet", catalog.ErrNoLeader)
+	}
+	rotate := req.Rotate || newCfg.KeyType != oldCfg.KeyType || newCfg.KeyBits != oldCfg.KeyBits
+	if !rotate {
+		if newCfg == oldCfg {
+			return &rpc.Empty{}, nil
+		}
+		if err := s.commitCA(ctx, roots, newCfg); err != nil {
+			return nil, fmt.Errorf("commit CA config: %w", err)
+		}
+		s.log.Info("CA configuration changed", "leaf_ttl", newCfg.LeafTTL, "key_type", newCfg.KeyType)
+		return &rpc.Empty{}, nil
+	}
+	now := time.Now()
+	newRoot, err := connect.NewRoot(newCfg, active.TrustDomain, now, crand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("create CA root: %w", err)
+	}
+	old := *active
+	if hasKeys(active) {
+		if err := connect.Rotate(&old, newRoot, oldCfg.LeafTTL, now, crand.Reader); err != nil {
+			return nil, fmt.Errorf("rotate CA root: %w", err)
+		}
+	} else {
+		old.Active, old.RotatedOutAt = false, now
+		old.TrustUntil = now.Add(oldCfg.LeafTTL + time.Minute)
+	}
+	old.ModifyIndex = 0
+	var out []*connect.Root
+	for _, r := range roots {
+		if r.ID == active.ID {
+			r = &old
+		}
+		if r.TrustedAt(now) {
+			out = append(out, r)
+		}
+	}
+	out = append(out, newRoot)
+	if err := s.commitCA(ctx, out, newCfg); err != nil {
+		return nil, fmt.Errorf("commit CA rotation: %w", err)
+	}
+	s.log.Info("CA root rotated", "old", old.ID, "new", newRoot, "old_trusted_until", old.TrustUntil)
+	return &rpc.Empty{}, nil
+}
+
+// signer returns the cached signer of the active root, rebuilding it when
+// the active root or its signing key changed.
+func (s *Server) signer(active *connect.Root) (*connect.Signer, error) {
+	key := active.ID + "/" + active.SigningKeyID
+	s.ca.signerMu.Lock()
+	defer s.ca.signerMu.Unlock()
+	if s.ca.signer != nil && s.ca.signerFor == key {
+		return s.ca.signer, nil
+	}
+	sg, err := connect.NewSigner(active)
+	if err != nil {
+		return nil, err
+	}
+	s.ca.signer, s.ca.signerFor = sg, key
+	return sg, nil
+}
+
+// localSign signs a leaf for a service registered on the requesting node.
+// Refusals are counted by reason and logged without the CSR.
+func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.SignReply, err error) {
+	defer func() {
+		if err == nil {
+			s.ca.signed.Inc()
+			return
+		}
+		reason := string(connect.ReasonOf(err))
+		switch {
+		case errors.Is(err, catalog.ErrRateLimited):
+			reason = "rate_limited"
+		case reason == "" && errors.Is(err, catalog.ErrInvalid):
+			reason = "invalid_request"
+		case reason == "":
+			reason = "internal"
+		}
+		s.ca.refused.WithLabelValues(reason).Inc()
+		s.log.Warn("refused to sign a leaf", "node", req.Node, "service", req.Service, "reason", reason, "err", err.Error())
+	}()
+	if !s.ca.limiter.Allow() {
+		return nil, fmt.Errorf("sign leaf: %w", catalog.ErrRateLimited)
+	}
+	if req.Node == "" {
+		return nil, &catalog.FieldError{Field: "Node", Reason: "missing"}
+	}
+	if req.Service == "" {
+		return nil, &catalog.FieldError{Field: "Service", Reason: "missing"}
+	}
+	_, node, svcs, err := s.store.NodeServices(nil, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if node == nil {
+		return nil, &connect.SignError{Reason: connect.ReasonInvalidRequest, Detail: fmt.Sprintf("node %q is not in the catalog", req.Node)}
+	}
+	found := false
+	for _, sv := range svcs {
+		if sv.Name == req.Service {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, &connect.SignError{Reason: connect.ReasonWrongID, Detail: fmt.Sprintf("service %q is not registered on node %q", req.Service, req.Node)}
+	}
+	roots, cfg, idx, err := s.loadCA(nil)
+	if err != nil {
+		return nil, err
+	}
+	active := connect.ActiveRoot(roots)
+	if !hasKeys(active) {
+		return nil, fmt.Errorf("%w: the CA has no active root yet", catalog.ErrNoLeader)
+	}
+	id, err := connect.ServiceIDErr(active.TrustDomain, connect.DefaultNamespace, s.cfg.Datacenter, req.Service)
+	if err != nil {
+		return nil, &connect.SignError{Reason: connect.ReasonInvalidRequest, Detail: err.Error()}
+	}
+	sg, err := s.signer(active)
+	if err != nil {
+		return nil, err
+	}
+	dnsNames := []string{req.Service, req.Service + ".service.warren", req.Service + ".service." + s.cfg.Datacenter + ".warren"}
+	certPEM, serial, err := sg.Sign(req.CSR, id, dnsNames, cfg.LeafTTL, time.Now(), crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil {
+		return nil, errors.New("sign leaf: no certificate in the signer's output")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("sign leaf: parse the signed certificate: %w", err)
+	}
+	return &rpc.SignReply{
+		SerialNumber: serial, CertPEM: certPEM, Service: req.Service, ServiceURI: id.String(),
+		ValidAfter: cert.NotBefore, ValidBefore: cert.NotAfter, RootID: active.ID,
+		CreateIndex: idx, ModifyIndex: idx,
+	}, nil
+}
