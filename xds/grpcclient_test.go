@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver"
 	grpcxds "google.golang.org/grpc/xds" // registers the xds:/// resolver and balancers
 
@@ -30,8 +29,8 @@ type greeter struct {
 	id string
 }
 
-func (g *greeter) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-	return &testpb.SimpleResponse{ServerId: g.id}, nil
+func (g *greeter) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	return &testgrpc.SimpleResponse{ServerId: g.id}, nil
 }
 
 // startGreeter serves a greeter on 127.0.0.1 and returns its endpoint; the
@@ -97,7 +96,7 @@ func callN(t *testing.T, client testgrpc.TestServiceClient, n int) map[string]in
 	got := map[string]int{}
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		resp, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+		resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.WaitForReady(true))
 		cancel()
 		if err != nil {
 			t.Fatalf("call: %v", err)

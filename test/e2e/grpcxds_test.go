@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
 	grpcxds "google.golang.org/grpc/xds"
 )
 
@@ -21,8 +20,8 @@ type greeterBackend struct {
 	id string
 }
 
-func (g *greeterBackend) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-	return &testpb.SimpleResponse{ServerId: g.id}, nil
+func (g *greeterBackend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	return &testgrpc.SimpleResponse{ServerId: g.id}, nil
 }
 
 // startBackend serves a greeter on 127.0.0.1 and returns its port.
@@ -83,7 +82,7 @@ func TestProxylessGRPCThroughAgent(t *testing.T) {
 	call := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		resp, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.WaitForReady(true))
+		resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.WaitForReady(true))
 		if err != nil {
 			t.Fatalf("call through xds:///greeter: %v", err)
 		}
