@@ -76,10 +76,13 @@ type Agent struct {
 	view   *view.View
 
 	mu         sync.Mutex
-	fromConfig map[string]bool // service IDs defined in config files
-	updates    chan checks.Update
-	metrics    *agentMetrics
-	leaves     *leafManager
+	fromConfig map[string]bool   // service IDs defined in config files
+	sidecars   map[string]string // service ID -> ID of the sidecar its registration defined
+	// regMu serializes registrations, so sidecar ports are chosen once.
+	regMu   sync.Mutex
+	updates chan checks.Update
+	metrics *agentMetrics
+	leaves  *leafManager
 }
 
 var _ httpapi.Agent = (*Agent)(nil)
@@ -90,7 +93,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, updates: make(chan checks.Update, 1024)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, sidecars: map[string]string{}, updates: make(chan checks.Update, 1024)}
+	// Metrics first: check runners report to them from their first probe.
+	// The gauges read a.local and a.view at scrape time, after New.
+	a.metrics = newAgentMetrics(cfg.Metrics, a)
 	a.router = &serverRouter{pool: cfg.Pool, gsp: cfg.Gossip, dc: cfg.Datacenter, local: cfg.ServerRPCAddr}
 	var err error
 	a.local, err = local.New(local.Config{
@@ -100,6 +106,7 @@ func New(cfg Config) (*Agent, error) {
 		Logger:       a.log.With("component", "anti-entropy"),
 		ClusterSize:  cfg.Gossip.NumAlive,
 		SyncInterval: cfg.SyncInterval,
+		OnSync:       a.metrics.onSync,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("local state: %w", err)
@@ -107,6 +114,7 @@ func New(cfg Config) (*Agent, error) {
 	a.checks = checks.NewManager(checks.ManagerConfig{
 		Logger:                  a.log.With("component", "checks"),
 		Notify:                  a.notify,
+		OnProbe:                 func(kind, status string) { a.metrics.checkProbes.WithLabelValues(kind, status).Inc() },
 		MinInterval:             cfg.MinCheckInterval,
 		EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
 		Reap: func(serviceID, checkID string) {
@@ -115,7 +123,6 @@ func New(cfg Config) (*Agent, error) {
 		},
 	})
 	a.view = view.New(view.Config{Pool: cfg.Pool, Servers: a.router.servers, Logger: a.log.With("component", "view")})
-	a.metrics = newAgentMetrics(cfg.Metrics, a)
 	a.leaves = newLeafManager(cfg.NodeName, cfg.Datacenter, a.signLeaf, a.watchRoots, a.hasService, a.log.With("component", "leaf"))
 	if err := a.loadServices(cfg.Services); err != nil {
 		return nil, err
@@ -133,7 +140,7 @@ func (a *Agent) View() *view.View { return a.view }
 
 // Run runs the agent's loops until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	loops := []task.Func{a.local.Run, a.checks.Run, a.pumpUpdates, a.followServers, a.leaves.Run}
+	loops := []task.Func{a.local.Run, a.checks.Run, a.pumpUpdates, a.followServers, a.leaves.Run, a.followAliases}
 	if !a.cfg.NoView {
 		loops = append(loops, a.view.Run)
 	}
@@ -186,18 +193,62 @@ func (a *Agent) followServers(ctx context.Context) error {
 	}
 }
 
-// addService registers a service locally and starts its check runners.
+// addService registers a service locally and starts its check runners,
+// with the sidecar its Connect block asks for (or without the one an
+// earlier registration of the same ID asked for).
 func (a *Agent) addService(r *api.AgentServiceRegistration, src checks.Source) error {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
 	svc, cats, defs, err := serviceFromRegistration(r, src, a.cfg.EnableLocalScriptChecks)
+	if err != nil {
+		return err
+	}
+	side, err := a.planSidecar(r, svc, src)
 	if err != nil {
 		return err
 	}
 	var blob []byte
 	if src == checks.SourceAPI {
-		if blob, err = json.Marshal(r); err != nil {
+		persisted := r
+		if side != nil {
+			persisted = withSidecarPort(r, side.port)
+		}
+		if blob, err = json.Marshal(persisted); err != nil {
 			return fmt.Errorf("encode registration: %w", err)
 		}
 	}
+	if err := a.addLocal(svc, cats, defs, blob, src); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	oldSidecar := a.sidecars[svc.ID]
+	a.mu.Unlock()
+	if side == nil {
+		if oldSidecar != "" {
+			a.mu.Lock()
+			delete(a.sidecars, svc.ID)
+			a.mu.Unlock()
+			_ = a.removeService(oldSidecar)
+		}
+		return nil
+	}
+	if oldSidecar != "" && oldSidecar != side.svc.ID {
+		_ = a.removeService(oldSidecar)
+	}
+	// The alias check starts at the service's current status.
+	side.cats[len(side.cats)-1].Status, side.cats[len(side.cats)-1].Output = a.aliasStatus(svc.ID, a.local.Services(), a.local.Checks())
+	if err := a.addLocal(side.svc, side.cats, side.defs, nil, src); err != nil {
+		return fmt.Errorf("sidecar %q: %w", side.svc.ID, err)
+	}
+	a.mu.Lock()
+	a.sidecars[svc.ID] = side.svc.ID
+	a.mu.Unlock()
+	return nil
+}
+
+// addLocal adds one service with its checks to the local state and
+// starts or stops check runners to match.
+func (a *Agent) addLocal(svc *catalog.Service, cats []*catalog.Check, defs []checks.Definition, blob []byte, src checks.Source) error {
 	old := map[string]bool{}
 	for _, c := range a.local.Checks() {
 		if c.ServiceID == svc.ID {

@@ -7,6 +7,7 @@ import (
 	"github.com/warren-mesh/warren/agent/checks"
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/httpapi"
 )
 
 // serviceFromRegistration turns an agent service registration (from the
@@ -17,6 +18,7 @@ func serviceFromRegistration(r *api.AgentServiceRegistration, src checks.Source,
 		ID: r.ID, Name: r.Name, Kind: r.Kind, Tags: r.Tags, Address: r.Address, Port: r.Port,
 		Meta: r.Meta, EnableTagOverride: r.EnableTagOverride,
 		Weights: catalog.Weights{Passing: 1, Warning: 1},
+		Proxy:   httpapi.ToProxyConfig(r.Proxy),
 	}
 	if svc.ID == "" {
 		svc.ID = svc.Name

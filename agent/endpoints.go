@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,8 +33,27 @@ func (a *Agent) RegisterService(_ context.Context, r *api.AgentServiceRegistrati
 	return a.addService(r, checks.SourceAPI)
 }
 
-// DeregisterService removes a local service, its checks and their runners.
+// DeregisterService removes a local service, its checks and their
+// runners, and the sidecar its registration defined.
 func (a *Agent) DeregisterService(_ context.Context, id string) error {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
+	if err := a.removeService(id); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	sidecar := a.sidecars[id]
+	delete(a.sidecars, id)
+	a.mu.Unlock()
+	if sidecar != "" {
+		if err := a.removeService(sidecar); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) removeService(id string) error {
 	for _, c := range a.local.Checks() {
 		if c.ServiceID == id {
 			a.checks.Remove(c.CheckID)
@@ -156,6 +176,9 @@ func (a *Agent) Reload(_ context.Context) error {
 			id = d.Registration.Name
 		}
 		keep[id] = true
+		if sc := sidecarIDOf(&d.Registration); sc != "" {
+			keep[sc] = true
+		}
 	}
 	a.mu.Lock()
 	var drop []string

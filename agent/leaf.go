@@ -61,6 +61,8 @@ type leafManager struct {
 	leaves map[string]*leafEntry
 	index  uint64 // counts leaf changes; a leaf's index is the count at its change
 	td     string // the trust domain, once known
+	// anyChanged is closed at the next change of any leaf.
+	anyChanged chan struct{}
 }
 
 type leafEntry struct {
@@ -78,7 +80,7 @@ type leafEntry struct {
 func newLeafManager(node, dc string, sign leafSigner, roots rootsWatcher, registered func(string) bool, log *slog.Logger) *leafManager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &leafManager{log: log, node: node, dc: dc, sign: sign, roots: roots, registered: registered,
-		ctx: ctx, cancel: cancel, leaves: map[string]*leafEntry{}}
+		ctx: ctx, cancel: cancel, leaves: map[string]*leafEntry{}, anyChanged: make(chan struct{})}
 }
 
 // Run follows the cluster's active root until ctx ends, then stops every
@@ -178,6 +180,23 @@ func (m *leafManager) Leaf(ctx context.Context, service string, q catalog.QueryO
 	}
 }
 
+// Current returns the service's leaf without waiting, nil while there is
+// none yet, starting its renewal loop on first use.
+func (m *leafManager) Current(service string) *api.LeafCert {
+	e := m.entry(service)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.lastUsed = time.Now()
+	return e.cert
+}
+
+// Changed returns a channel closed at the next change of any leaf.
+func (m *leafManager) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.anyChanged
+}
+
 // entry returns the service's cache entry, starting its renewal loop.
 func (m *leafManager) entry(service string) *leafEntry {
 	m.mu.Lock()
@@ -228,6 +247,8 @@ func (m *leafManager) renewLoop(e *leafEntry) {
 		}
 		close(e.changed)
 		e.changed = make(chan struct{})
+		close(m.anyChanged)
+		m.anyChanged = make(chan struct{})
 		m.mu.Unlock()
 
 		var next time.Duration

@@ -11,6 +11,8 @@ import (
 
 type agentMetrics struct {
 	checkUpdates *prometheus.CounterVec
+	checkProbes  *prometheus.CounterVec
+	syncs        *prometheus.CounterVec
 }
 
 var descMembers = prometheus.NewDesc("warren_gossip_members", "Members of the gossip pool, by status.", []string{"status"}, nil)
@@ -38,7 +40,11 @@ func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {
 		checkUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "checks", Name: "updates_total",
 			Help: "Check results reported by the runners (status changes and rate-limited output updates), by new status."}, []string{"status"}),
 	}
-	reg.MustRegister(m.checkUpdates, membersCollector{a: a},
+	m.checkProbes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "checks", Name: "probes_total",
+		Help: "Health check probes run, by check kind and raw result (before success/failure thresholds)."}, []string{"kind", "result"})
+	m.syncs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "antientropy", Name: "syncs_total",
+		Help: "Anti-entropy sync attempts, by kind (full or changes) and result."}, []string{"kind", "result"})
+	reg.MustRegister(m.checkUpdates, m.checkProbes, m.syncs, membersCollector{a: a},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "antientropy", Name: "last_success_age_seconds",
 			Help: "Seconds since the last successful sync with the servers (-1 before the first)."}, func() float64 {
 			ok, _ := a.local.LastSync()
@@ -65,4 +71,15 @@ func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {
 		}))
 	}
 	return m
+}
+
+func (m *agentMetrics) onSync(full bool, err error) {
+	kind, result := "changes", "ok"
+	if full {
+		kind = "full"
+	}
+	if err != nil {
+		result = "error"
+	}
+	m.syncs.WithLabelValues(kind, result).Inc()
 }

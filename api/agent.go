@@ -15,6 +15,37 @@ type AgentServiceRegistration struct {
 	Weights           *Weights                  `json:",omitempty"`
 	Check             *AgentServiceCheck        `json:",omitempty"`
 	Checks            []*AgentServiceCheck      `json:",omitempty"`
+	// Proxy configures a connect-proxy (Kind "connect-proxy") registration.
+	Proxy *AgentServiceConnectProxyConfig `json:",omitempty"`
+	// Connect asks for a sidecar proxy registered with the service.
+	Connect *AgentServiceConnect `json:",omitempty"`
+}
+
+// AgentServiceConnect is a registration's Connect block. SidecarService
+// registers "<name>-sidecar-proxy" with defaults filled from the service
+// (Consul's sidecar_service); Native is accepted and ignored.
+type AgentServiceConnect struct {
+	Native         bool                      `json:",omitempty"`
+	SidecarService *AgentServiceRegistration `json:",omitempty"`
+}
+
+// AgentServiceConnectProxyConfig is a connect-proxy's configuration, as
+// Consul's wire format spells it.
+type AgentServiceConnectProxyConfig struct {
+	DestinationServiceName string     `json:",omitempty"`
+	DestinationServiceID   string     `json:",omitempty"`
+	LocalServiceAddress    string     `json:",omitempty"`
+	LocalServicePort       int        `json:",omitempty"`
+	Upstreams              []Upstream `json:",omitempty"`
+}
+
+// Upstream is a service a proxy's application reaches on a local port.
+type Upstream struct {
+	DestinationType  string `json:",omitempty"`
+	DestinationName  string
+	Datacenter       string `json:",omitempty"`
+	LocalBindAddress string `json:",omitempty"`
+	LocalBindPort    int    `json:",omitempty"`
 }
 
 // AgentServiceCheck is a check definition, inside a service registration

@@ -2,8 +2,9 @@
 // of Consul's v1 API field for field (names, nesting, omitted-when-empty
 // rules), so Consul's own clients, github.com/hashicorp/consul/api among
 // them, encode requests we decode and decode answers we encode. Fields
-// Consul has and Warren does not implement (Proxy, Connect, Namespace,
-// Partition …) are left out: decoding ignores them, encoding never sends them.
+// Consul has and Warren does not implement (Namespace, Partition, a proxy's
+// Config, mesh gateways …) are left out: decoding ignores them, encoding
+// never sends them.
 //
 // The package imports nothing internal. httpapi converts between these types
 // and the catalog's; the CLI may import it to talk to an agent.
@@ -55,6 +56,8 @@ type AgentService struct {
 	EnableTagOverride bool
 	CreateIndex       uint64 `json:",omitempty"`
 	ModifyIndex       uint64 `json:",omitempty"`
+	// Proxy is a connect-proxy instance's configuration.
+	Proxy *AgentServiceConnectProxyConfig `json:",omitempty"`
 	// Datacenter is only ever returned; it is ignored in a registration.
 	Datacenter string `json:",omitempty"`
 }
@@ -168,6 +171,7 @@ type CatalogService struct {
 	ServiceMeta              map[string]string
 	ServicePort              int
 	ServiceEnableTagOverride bool
+	ServiceProxy             *AgentServiceConnectProxyConfig `json:",omitempty"`
 	CreateIndex              uint64
 	ModifyIndex              uint64
 }

@@ -22,6 +22,9 @@ const (
 	ServerServiceID = "warren"
 )
 
+// KindConnectProxy is the Kind of a sidecar proxy instance.
+const KindConnectProxy = "connect-proxy"
+
 // RaftIndex records the Raft indexes at which a row was created and last
 // modified. The state store sets them; callers never do.
 type RaftIndex struct {

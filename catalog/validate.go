@@ -140,7 +140,11 @@ func ValidateService(s *Service) error {
 		return err
 	}
 	switch s.Kind {
-	case "", "connect-proxy":
+	case "":
+	case KindConnectProxy:
+		if err := validateProxy(s); err != nil {
+			return err
+		}
 	default:
 		return fieldErr("Service.Kind", "%q is not a known kind", s.Kind)
 	}
@@ -258,6 +262,40 @@ func (d *Deregistration) Validate() error {
 	}
 	if d.ServiceID != "" && d.CheckID != "" {
 		return fieldErr("CheckID", "give ServiceID or CheckID, not both")
+	}
+	return nil
+}
+
+// validateProxy checks a connect-proxy instance as Consul does: it needs a
+// port and a destination service, and each upstream a name and a port.
+func validateProxy(s *Service) error {
+	if s.Port < 1 || s.Port > 65535 {
+		return fieldErr("Service.Port", "a connect-proxy needs a port in 1-65535, got %d", s.Port)
+	}
+	p := s.Proxy
+	if p == nil || p.DestinationServiceName == "" {
+		return fieldErr("Service.Proxy.DestinationServiceName", "missing (required for a connect-proxy)")
+	}
+	if err := ValidateName("Service.Proxy.DestinationServiceName", p.DestinationServiceName); err != nil {
+		return err
+	}
+	if p.LocalServicePort < 0 || p.LocalServicePort > 65535 {
+		return fieldErr("Service.Proxy.LocalServicePort", "%d is out of range 0-65535", p.LocalServicePort)
+	}
+	if err := validateAddress("Service.Proxy.LocalServiceAddress", p.LocalServiceAddress); err != nil {
+		return err
+	}
+	for i, u := range p.Upstreams {
+		field := fmt.Sprintf("Service.Proxy.Upstreams[%d]", i)
+		if err := ValidateName(field+".DestinationName", u.DestinationName); err != nil {
+			return err
+		}
+		if u.LocalBindPort < 1 || u.LocalBindPort > 65535 {
+			return fieldErr(field+".LocalBindPort", "%d is out of range 1-65535", u.LocalBindPort)
+		}
+		if err := validateAddress(field+".LocalBindAddress", u.LocalBindAddress); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -10,9 +10,13 @@ import (
 	"github.com/warren-mesh/warren/xds"
 )
 
-const connectUsage = `usage: warren connect grpc-bootstrap -service NAME [-xds-addr 127.0.0.1:8502] [-o FILE]`
+const connectUsage = `usage: warren connect grpc-bootstrap -service NAME [-xds-addr 127.0.0.1:8502] [-o FILE]
+       warren connect envoy -sidecar-for SERVICE_ID [-bootstrap] [-admin-bind 127.0.0.1:19000] [-xds-addr 127.0.0.1:8502] [-http-addr ADDR] [-- ENVOY_ARGS...]`
 
-func runConnect(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) >= 1 && args[0] == "envoy" {
+		return runConnectEnvoy(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) < 1 || args[0] != "grpc-bootstrap" {
 		fmt.Fprintln(stderr, connectUsage)
 		return ExitUsage

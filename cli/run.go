@@ -123,9 +123,10 @@ type process struct {
 	httpLn net.Listener
 	http   http.Handler
 	reg    *prometheus.Registry
-	// xDS for proxyless gRPC clients (and, later, sidecars) on ports.grpc.
-	grpcLn  net.Listener
-	xdsFeed *xds.GRPCFeed
+	// xDS for proxyless gRPC clients and Envoy sidecars on ports.grpc.
+	grpcLn      net.Listener
+	xdsFeed     *xds.GRPCFeed
+	sidecarFeed *agent.SidecarFeed
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -195,7 +196,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 		loops = append(loops, p.dns.Run)
 	}
 	if p.grpcLn != nil {
-		loops = append(loops, p.xdsFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
+		loops = append(loops, p.xdsFeed.Run, p.sidecarFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
 	}
 	err = task.Run(ctx, loops...)
 	if p.server != nil {
@@ -327,6 +328,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		}
 		p.xdsFeed = &xds.GRPCFeed{Source: src, Server: xds.NewServer(log.With("subsystem", "xds")),
 			Datacenter: cfg.Datacenter, Logger: log.With("subsystem", "xds")}
+		p.reg.MustRegister(p.xdsFeed.Server.Collectors()...)
+		p.sidecarFeed = p.agent.SidecarFeed(src, p.xdsFeed.Server, log.With("subsystem", "xds", "feed", "sidecars"))
 	}
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,

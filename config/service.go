@@ -121,6 +121,8 @@ func (b *builder) decodeService(o object) {
 			}
 		case "weights":
 			b.decodeWeights(&d, path, m)
+		case "connect":
+			b.decodeConnect(&d, path, m)
 		default:
 			f, known := serviceFields[m.name]
 			if !known {
@@ -173,6 +175,117 @@ func (b *builder) decodeWeights(d *serviceDecl, path string, m member) {
 	}
 	d.reg.Weights = w
 	d.pos["weights"] = pos(m.rng)
+}
+
+// decodeConnect reads connect { native, sidecar_service { ... } }, Consul's
+// form. A sidecar_service takes the service keys that make sense for a
+// proxy (id, name, tags, meta, address, port, check, checks) and proxy {
+// local_service_address, local_service_port, upstreams { destination_name,
+// destination_type, local_bind_address, local_bind_port, datacenter } };
+// the agent fills the rest from the service when it registers it.
+func (b *builder) decodeConnect(d *serviceDecl, path string, m member) {
+	o, ok := b.memberObject(path, m)
+	if !ok {
+		return
+	}
+	c := &api.AgentServiceConnect{}
+	d.reg.Connect = c
+	for _, e := range o.members {
+		epath := path + "." + e.name
+		switch e.name {
+		case "native":
+			b.decodeValue(epath, e, &c.Native)
+		case "sidecar_service":
+			so, ok := b.memberObject(epath, e)
+			if !ok {
+				continue
+			}
+			c.SidecarService = b.decodeSidecar(d.label, epath, so)
+		default:
+			b.errs = append(b.errs, keyErr(pos(e.rng), epath, "unknown field (want native or sidecar_service)"))
+		}
+	}
+}
+
+var sidecarFields = map[string]bool{"id": true, "name": true, "tags": true, "meta": true, "address": true, "port": true}
+
+func (b *builder) decodeSidecar(label, path string, o object) *api.AgentServiceRegistration {
+	r := &api.AgentServiceRegistration{}
+	nCheck := 0
+	for _, m := range o.members {
+		mpath := path + "." + m.name
+		switch {
+		case m.name == "check" || m.name == "checks":
+			for _, co := range b.memberObjects(mpath, m) {
+				cd := b.decodeCheck(label, fmt.Sprintf("connect.sidecar_service.checks[%d]", nCheck), co)
+				nCheck++
+				b.validateCheck(label, cd)
+				r.Checks = append(r.Checks, cd.c)
+			}
+		case m.name == "proxy":
+			r.Proxy = b.decodeProxy(mpath, m)
+		case sidecarFields[m.name]:
+			b.decodeValue(mpath, m, serviceFields[m.name](r))
+		default:
+			b.errs = append(b.errs, keyErr(pos(m.rng), mpath, "unknown field"))
+		}
+	}
+	if r.Port < 0 || r.Port > 65535 {
+		b.errs = append(b.errs, keyErr(pos(o.rng), path+".port", "%d is out of range 0..65535", r.Port))
+	}
+	return r
+}
+
+func (b *builder) decodeProxy(path string, m member) *api.AgentServiceConnectProxyConfig {
+	o, ok := b.memberObject(path, m)
+	if !ok {
+		return nil
+	}
+	p := &api.AgentServiceConnectProxyConfig{}
+	for _, e := range o.members {
+		epath := path + "." + e.name
+		switch e.name {
+		case "local_service_address":
+			b.decodeValue(epath, e, &p.LocalServiceAddress)
+		case "local_service_port":
+			b.decodeValue(epath, e, &p.LocalServicePort)
+		case "upstreams":
+			for i, uo := range b.memberObjects(epath, e) {
+				upath := fmt.Sprintf("%s[%d]", epath, i)
+				var u api.Upstream
+				for _, f := range uo.members {
+					fpath := upath + "." + f.name
+					var ptr any
+					switch f.name {
+					case "destination_name":
+						ptr = &u.DestinationName
+					case "destination_type":
+						ptr = &u.DestinationType
+					case "datacenter":
+						ptr = &u.Datacenter
+					case "local_bind_address":
+						ptr = &u.LocalBindAddress
+					case "local_bind_port":
+						ptr = &u.LocalBindPort
+					default:
+						b.errs = append(b.errs, keyErr(pos(f.rng), fpath, "unknown field"))
+						continue
+					}
+					b.decodeValue(fpath, f, ptr)
+				}
+				switch {
+				case u.DestinationName == "":
+					b.errs = append(b.errs, keyErr(pos(uo.rng), upath+".destination_name", "missing"))
+				case u.LocalBindPort < 1 || u.LocalBindPort > 65535:
+					b.errs = append(b.errs, keyErr(pos(uo.rng), upath+".local_bind_port", "missing or out of range 1..65535"))
+				}
+				p.Upstreams = append(p.Upstreams, u)
+			}
+		default:
+			b.errs = append(b.errs, keyErr(pos(e.rng), epath, "unknown field (want local_service_address, local_service_port or upstreams)"))
+		}
+	}
+	return p
 }
 
 // decodeCheck reads one check of the service labelled label.

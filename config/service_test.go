@@ -211,8 +211,8 @@ func TestLoad_ServiceErrors(t *testing.T) {
 			[]string{"FILE:4: service[web].weights.passing: must be at least 1", "FILE:5: service[web].weights.warning: must be 0 or more"}},
 		{"unknown weights field", "a.hcl", "service {\n  name = \"web\"\n  weights = {\n    critical = 1\n  }\n}\n",
 			[]string{"FILE:4: service[web].weights.critical: unknown field"}},
-		{"unknown service field", "a.hcl", "service {\n  name = \"web\"\n  connect {\n  }\n  token = \"x\"\n}\n",
-			[]string{"FILE:3: service[web].connect: unknown field", "FILE:5: service[web].token: unknown field"}},
+		{"unknown service field", "a.hcl", "service {\n  name = \"web\"\n  mesh_gateway {\n  }\n  token = \"x\"\n}\n",
+			[]string{"FILE:3: service[web].mesh_gateway: unknown field", "FILE:5: service[web].token: unknown field"}},
 		{"field set twice (json)", "a.json", "{\"service\": {\n\"name\": \"web\",\n\"port\": 1,\n\"port\": 2\n}}",
 			[]string{"FILE:4: "}},
 		{"labelled service block", "a.hcl", "service \"web\" {\n  name = \"web\"\n}\n",
@@ -344,5 +344,77 @@ service {
 	}
 	if strings.Contains(err.Error(), "short") {
 		t.Errorf("error %q quotes the encrypt key", err)
+	}
+}
+
+// TestLoad_SidecarService reads Consul's connect { sidecar_service {} } in
+// HCL (blocks) and JSON (objects and lists), and reports unknown keys.
+func TestLoad_SidecarService(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.hcl"), `data_dir = "/d"
+service {
+  name = "web"
+  port = 8080
+  connect {
+    sidecar_service {
+      port = 21500
+      proxy {
+        upstreams {
+          destination_name = "api"
+          local_bind_port  = 9191
+        }
+      }
+    }
+  }
+}
+`)
+	writeFile(t, filepath.Join(dir, "b.json"), `{"service": {"name": "api", "port": 9090,
+  "connect": {"sidecar_service": {"proxy": {"upstreams": [{"destination_name": "db", "local_bind_port": 6432}]}}}}}`)
+	got, err := load(ModeAgent, parseFlags(t, "-config-dir", dir), testHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	want := map[string]*api.AgentServiceConnect{
+		"web": {SidecarService: &api.AgentServiceRegistration{Port: 21500, Proxy: &api.AgentServiceConnectProxyConfig{
+			Upstreams: []api.Upstream{{DestinationName: "api", LocalBindPort: 9191}}}}},
+		"api": {SidecarService: &api.AgentServiceRegistration{Proxy: &api.AgentServiceConnectProxyConfig{
+			Upstreams: []api.Upstream{{DestinationName: "db", LocalBindPort: 6432}}}}},
+	}
+	if len(got.Services) != 2 {
+		t.Fatalf("services: %+v", got.Services)
+	}
+	for _, s := range got.Services {
+		if !reflect.DeepEqual(s.Registration.Connect, want[s.Registration.Name]) {
+			t.Errorf("%s: connect %+v, want %+v", s.Registration.Name, s.Registration.Connect.SidecarService, want[s.Registration.Name].SidecarService)
+		}
+	}
+
+	bad := t.TempDir()
+	writeFile(t, filepath.Join(bad, "a.hcl"), `data_dir = "/d"
+service {
+  name = "web"
+  connect {
+    sidecar_service {
+      proxy {
+        upstreams {
+          destination_name = "api"
+          local_port = 1
+        }
+      }
+    }
+    gateway = true
+  }
+}
+`)
+	_, err = load(ModeAgent, parseFlags(t, "-config-dir", bad), testHost())
+	if err == nil {
+		t.Fatal("bad connect block accepted")
+	}
+	for _, w := range []string{"service[web].connect.sidecar_service.proxy.upstreams[0].local_port: unknown field",
+		"service[web].connect.sidecar_service.proxy.upstreams[0].local_bind_port: missing",
+		"service[web].connect.gateway: unknown field"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
 	}
 }

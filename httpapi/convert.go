@@ -46,7 +46,47 @@ func toService(s *api.AgentService) *catalog.Service {
 		Port:              s.Port,
 		Weights:           catalog.Weights(s.Weights),
 		EnableTagOverride: s.EnableTagOverride,
+		Proxy:             ToProxyConfig(s.Proxy),
 	}
+}
+
+// ToProxyConfig converts a connect-proxy's configuration from the wire;
+// nil stays nil.
+func ToProxyConfig(p *api.AgentServiceConnectProxyConfig) *catalog.ProxyConfig {
+	if p == nil {
+		return nil
+	}
+	out := &catalog.ProxyConfig{
+		DestinationServiceName: p.DestinationServiceName,
+		DestinationServiceID:   p.DestinationServiceID,
+		LocalServiceAddress:    p.LocalServiceAddress,
+		LocalServicePort:       p.LocalServicePort,
+	}
+	for _, u := range p.Upstreams {
+		out.Upstreams = append(out.Upstreams, catalog.Upstream{
+			DestinationName: u.DestinationName, LocalBindAddress: u.LocalBindAddress, LocalBindPort: u.LocalBindPort,
+		})
+	}
+	return out
+}
+
+func fromProxyConfig(p *catalog.ProxyConfig) *api.AgentServiceConnectProxyConfig {
+	if p == nil {
+		return nil
+	}
+	out := &api.AgentServiceConnectProxyConfig{
+		DestinationServiceName: p.DestinationServiceName,
+		DestinationServiceID:   p.DestinationServiceID,
+		LocalServiceAddress:    p.LocalServiceAddress,
+		LocalServicePort:       p.LocalServicePort,
+	}
+	for _, u := range p.Upstreams {
+		out.Upstreams = append(out.Upstreams, api.Upstream{
+			DestinationType: "service", DestinationName: u.DestinationName,
+			LocalBindAddress: u.LocalBindAddress, LocalBindPort: u.LocalBindPort,
+		})
+	}
+	return out
 }
 
 // toCheck keeps a null list entry null, so validation can name it.
@@ -102,6 +142,7 @@ func fromService(s *catalog.Service) *api.AgentService {
 		TaggedAddresses:   mapValues(s.TaggedAddresses, func(a catalog.ServiceAddress) api.ServiceAddress { return api.ServiceAddress(a) }),
 		Weights:           api.Weights(s.Weights),
 		EnableTagOverride: s.EnableTagOverride,
+		Proxy:             fromProxyConfig(s.Proxy),
 		CreateIndex:       s.CreateIndex,
 		ModifyIndex:       s.ModifyIndex,
 	}
@@ -153,6 +194,7 @@ func fromServiceNode(sn catalog.ServiceNode) *api.CatalogService {
 		ServiceMeta:              s.Meta,
 		ServicePort:              s.Port,
 		ServiceEnableTagOverride: s.EnableTagOverride,
+		ServiceProxy:             s.Proxy,
 		CreateIndex:              s.CreateIndex,
 		ModifyIndex:              s.ModifyIndex,
 	}

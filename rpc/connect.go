@@ -161,4 +161,7 @@ type IntentionReply struct {
 	Match      map[string][]*Intention `json:",omitempty"`
 	Allowed    bool
 	Reason     string `json:",omitempty"`
+	// DefaultAllow is the servers' default_intention_policy: whether a
+	// connection no intention matches is allowed.
+	DefaultAllow bool `json:",omitempty"`
 }

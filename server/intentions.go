@@ -217,5 +217,6 @@ func (s *Server) readIntentions(ctx context.Context, q *rpc.IntentionQuery) (*rp
 		return nil, fmt.Errorf("%w: no intention from %s to %s", catalog.ErrNotFound, q.Source, q.Destination)
 	}
 	reply.Meta = meta
+	reply.DefaultAllow = s.cfg.DefaultIntentionAllow
 	return reply, nil
 }

@@ -26,6 +26,27 @@ type serverMetrics struct {
 	snapshotLength prometheus.Histogram
 }
 
+// storeLogsHistogram times raft's log appends to boltdb, fsync included.
+func storeLogsHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "warren", Subsystem: "raft", Name: "store_logs_duration_seconds",
+		Help: "Time to append a batch of entries to the Raft log on disk, fsync included.", Buckets: metrics.LatencyBuckets})
+}
+
+// timedLogStore times StoreLogs of a raft.LogStore.
+type timedLogStore struct {
+	raft.LogStore
+	h prometheus.Histogram
+}
+
+func (t *timedLogStore) StoreLog(l *raft.Log) error { return t.StoreLogs([]*raft.Log{l}) }
+
+func (t *timedLogStore) StoreLogs(logs []*raft.Log) error {
+	start := time.Now()
+	err := t.LogStore.StoreLogs(logs)
+	t.h.Observe(time.Since(start).Seconds())
+	return err
+}
+
 func newServerMetrics(reg prometheus.Registerer, s *Server) *serverMetrics {
 	reg = metrics.Or(reg)
 	m := &serverMetrics{
@@ -51,7 +72,20 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) *serverMetrics {
 			Help: "Time to produce a user snapshot archive.", Buckets: metrics.LatencyBuckets}),
 	}
 	reg.MustRegister(m.applyLatency, m.batchSize, m.rpcRequests, m.rpcLatency, m.forwarded, m.watchers, m.wakeups,
-		m.internalWakes, m.spuriousWakes, m.snapshotLength, &raftCollector{s: s}, &catalogCollector{s: s})
+		m.internalWakes, m.spuriousWakes, m.snapshotLength, s.storeLogs, &raftCollector{s: s}, &catalogCollector{s: s},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "connect", Name: "active_root_expiry_seconds",
+			Help: "Seconds until the active CA root expires (0 when there is no CA yet)."}, func() float64 {
+			roots, _, _, err := s.loadCA(nil)
+			if err != nil {
+				return 0
+			}
+			for _, r := range roots {
+				if r.Active {
+					return time.Until(r.NotAfter).Seconds()
+				}
+			}
+			return 0
+		}))
 	return m
 }
 

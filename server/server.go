@@ -100,6 +100,7 @@ type Server struct {
 
 	endpoints map[string]endpoint
 	metrics   *serverMetrics
+	storeLogs prometheus.Histogram
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
 	lastPrune time.Time  // leader loop only
@@ -131,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.RetryInterval = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
-		targets: map[string]bool{}, discovered: make(chan struct{}, 1),
+		targets: map[string]bool{}, discovered: make(chan struct{}, 1), storeLogs: storeLogsHistogram(),
 		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
 	ok := false
 	defer func() {
@@ -194,7 +195,7 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	if err != nil {
 		return fmt.Errorf("open raft snapshots in %s: %w", dir, err)
 	}
-	logs, err := raft.NewLogCache(512, bolt)
+	logs, err := raft.NewLogCache(512, &timedLogStore{LogStore: bolt, h: s.storeLogs})
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
 
@@ -38,6 +39,7 @@ type Server struct {
 
 	connected atomic.Int64
 	rejected  atomic.Uint64
+	pushes    atomic.Uint64
 }
 
 // NewServer returns a Server with no snapshots. A proxy that connects
@@ -138,8 +140,23 @@ func (s *Server) SetSnapshot(ctx context.Context, nodeID string, res map[resourc
 		return false, fmt.Errorf("set snapshot for %q: %w", nodeID, err)
 	}
 	s.versions[nodeID] = versions
+	s.pushes.Add(1)
 	s.logger.Debug("xds snapshot set", "node", nodeID, "versions", versions)
 	return true, nil
+}
+
+// Collectors are the xDS server's metrics: connected streams, snapshots
+// pushed (only when something changed) and snapshots refused by
+// validation.
+func (s *Server) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "xds", Name: "connected_streams",
+			Help: "Open xDS streams (sidecars and proxyless gRPC clients)."}, func() float64 { return float64(s.connected.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "warren", Subsystem: "xds", Name: "snapshots_pushed_total",
+			Help: "Snapshots that changed and were handed to connected clients."}, func() float64 { return float64(s.pushes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "warren", Subsystem: "xds", Name: "snapshots_rejected_total",
+			Help: "Snapshots refused because a resource failed validation (never served)."}, func() float64 { return float64(s.rejected.Load()) }),
+	}
 }
 
 // Clear drops nodeID's snapshot, for when its proxy is deregistered.

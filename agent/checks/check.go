@@ -126,6 +126,9 @@ func (c *check) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // stopped mid-probe: the result means nothing
 		}
+		if c.m.cfg.OnProbe != nil {
+			c.m.cfg.OnProbe(c.def.Kind(), r.status)
+		}
 		c.record(r)
 		// The interval runs from the end of a probe, as in Consul, so
 		// probes never overlap.

@@ -44,6 +44,9 @@ type ManagerConfig struct {
 	// update to another goroutine, e.g. anti-entropy's queue). No call for
 	// a check starts after Remove returns for it, or after Run returns.
 	Notify func(Update)
+	// OnProbe, if set, is told the kind and raw result of every probe
+	// (before thresholds), for metrics. It must return at once.
+	OnProbe func(kind, status string)
 	// MinFlapInterval is the least time between two updates of one check
 	// (default DefaultMinFlapInterval). A change inside it is held, and when
 	// it ends the latest state is sent, or nothing if the check flapped

@@ -53,6 +53,9 @@ type Config struct {
 	// ClusterSize returns the number of nodes in the cluster, which scales
 	// the full-sync interval; nil counts as 1.
 	ClusterSize func() int
+	// OnSync, if set, is told the kind and outcome of every sync attempt
+	// (for metrics); it must return at once.
+	OnSync func(full bool, err error)
 	// SyncInterval is the base full-sync interval; 0 means 60s.
 	SyncInterval time.Duration
 }
@@ -86,6 +89,7 @@ type State struct {
 	logger      *slog.Logger
 	clusterSize func() int
 	interval    time.Duration
+	onSync      func(full bool, err error)
 	store       *blobStore // nil without a data directory
 
 	// Timings, fixed at New; tests shorten them.
@@ -124,6 +128,7 @@ func New(cfg Config) (*State, error) {
 		logger:      cfg.Logger,
 		clusterSize: cfg.ClusterSize,
 		interval:    cfg.SyncInterval,
+		onSync:      cfg.OnSync,
 		debounce:    50 * time.Millisecond,
 		backoffBase: 250 * time.Millisecond,
 		backoffMax:  30 * time.Second,

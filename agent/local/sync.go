@@ -108,6 +108,9 @@ func (s *State) Run(ctx context.Context) error {
 			s.lastOK = time.Now()
 		}
 		s.mu.Unlock()
+		if s.onSync != nil {
+			s.onSync(full, err)
+		}
 
 		var perm *permanentError
 		switch {

@@ -700,23 +700,23 @@ func testGracefulLeaveDeregisters(t *testing.T, c *testCluster) {
 	if all, _, err := srv.Health().Service("cache", "", false, nil); err != nil || len(all) != 0 {
 		t.Fatalf("cache instances after a3 left = %+v, %v", all, err)
 	}
-	// The others see it as left.
-	ms, err := c.node(t, "a1").client(t).Agent().Members(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, m := range ms {
-		if m.Name == "a3" {
-			found = true
-			if m.Status != memberLeft {
-				t.Errorf("a3's member status on a1 = %d, want left (%d)", m.Status, memberLeft)
+	// The others see it as left, once the leave has gossiped to them (it
+	// shows as "leaving" for a moment).
+	pollUntil(t, 5*time.Second, 50*time.Millisecond, "a3 left on a1", func() error {
+		ms, err := c.node(t, "a1").client(t).Agent().Members(false)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Name == "a3" {
+				if m.Status != memberLeft {
+					return fmt.Errorf("a3's member status on a1 = %d, want left (%d)", m.Status, memberLeft)
+				}
+				return nil
 			}
 		}
-	}
-	if !found {
-		t.Errorf("a3 is not in a1's member list at all: %+v", ms)
-	}
+		return fmt.Errorf("a3 is not in a1's member list at all: %+v", ms)
+	})
 }
 
 func testAntiEntropyRestores(t *testing.T, c *testCluster) {
