@@ -11,8 +11,9 @@ package e2e
 //
 // Faults: SIGKILL, SIGSTOP/SIGCONT, nftables tables inside one namespace
 // (partition: drop all traffic to and from other hosts; loss: drop a random
-// share of it), and a full disk (a server's data dir on a small tmpfs that
-// the test fills).
+// share of it), a full disk (a server's data dir on a small tmpfs that
+// the test fills), and delay of one server's RPC traffic through delaying
+// TCP proxies (netns_delay_test.go: nat rules, no netem).
 //
 // Everything made here is removed by t.Cleanup, even when the test fails;
 // namespaces, links and mounts left by an earlier run that was killed are
@@ -47,7 +48,7 @@ func requireNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("multi-host fault tests need root (network namespaces, nftables, tmpfs mounts); run as root or in CI")
 	}
-	for _, tool := range []string{"ip", "nft", "mount", "umount"} {
+	for _, tool := range []string{"ip", "ss", "nft", "mount", "umount"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("multi-host fault tests need %q on PATH (install iproute2 and nftables; .ci/run does): %v", tool, err)
 		}

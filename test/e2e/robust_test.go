@@ -349,9 +349,25 @@ const (
 	fLoss              faultKind = "packet-loss-30pct"
 	fPauseLeader       faultKind = "sigstop-leader"
 	fDiskFull          faultKind = "disk-full"
+	fDelayFollower     faultKind = "delay-follower"
+	fDelayLeader       faultKind = "delay-leader"
 )
 
-var allFaults = []faultKind{fKillLeader, fKillFollower, fKillAgent, fKillAll, fPartitionLeader, fPartitionFollower, fPartitionTwo, fLoss, fPauseLeader, fDiskFull}
+var allFaults = []faultKind{fKillLeader, fKillFollower, fKillAgent, fKillAll, fPartitionLeader, fPartitionFollower, fPartitionTwo, fLoss, fPauseLeader, fDiskFull, fDelayFollower, fDelayLeader}
+
+// delayFollower and delayLeader are the one-way delays (each direction)
+// of the delay faults; WARREN_E2E_DELAY (e.g. "150ms") sets both. The
+// leader's is smaller: with a 250 ms leader lease, and a heartbeat every
+// 50-100 ms after the previous answer, a 2 x 100 ms round trip to every
+// follower makes the leader step down, which is a leader change again, not
+// a slow leader.
+var delayFollower, delayLeader = 100 * time.Millisecond, 50 * time.Millisecond
+
+func init() {
+	if d, err := time.ParseDuration(os.Getenv("WARREN_E2E_DELAY")); err == nil && d > 0 {
+		delayFollower, delayLeader = d, d
+	}
+}
 
 // faultHold is how long a fault lasts before it is healed.
 const faultHold = 2500 * time.Millisecond
@@ -497,6 +513,16 @@ func inject(t *testing.T, c *nsCluster, f faultKind, notes *[]string) error {
 				return err
 			}
 		}
+	case fDelayFollower, fDelayLeader:
+		victim, d := leader, delayLeader
+		if f == fDelayFollower {
+			victim, d = c.followers(leader)[rand.IntN(len(c.servers)-1)], delayFollower
+		}
+		note, err := injectDelay(c, victim, d)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		*notes = append(*notes, fmt.Sprintf("%s: %s", f, note))
 	case fPauseLeader:
 		leader.signal(syscall.SIGSTOP)
 		hold()
@@ -532,6 +558,81 @@ func inject(t *testing.T, c *nsCluster, f faultKind, notes *[]string) error {
 	}
 	t.Logf("fault %-22s injected, healed and recovered in %s", f, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// injectDelay delays victim's server RPC traffic (Raft and forwarded RPC,
+// see netns_delay_test.go) by d each way for faultHold, checking that the
+// delay is real: connections to the victim's server port go through its
+// proxy, and writes through the victim (forwarded to the leader, or, on
+// the leader, committed by a round to a follower) take at least two
+// one-way delays. (Consistent reads are no measure on a leader under load:
+// hashicorp/raft's VerifyLeader counts any answer that arrives after it
+// was asked, including those of AppendEntries sent a round trip earlier.)
+func injectDelay(c *nsCluster, victim *nsProc, d time.Duration) (string, error) {
+	var servers, others []*nsHost
+	for _, s := range c.servers {
+		servers = append(servers, s.host)
+	}
+	for _, a := range c.agents {
+		others = append(others, a.host)
+	}
+	staged := false
+	if l, err := c.leader(); err == nil && l == victim {
+		staged = true
+	}
+	df, err := c.net.delay(victim.host, servers, others, d, staged)
+	if err != nil {
+		_ = df.heal()
+		return "", err
+	}
+	start := time.Now()
+	// The old connections are reset when they next carry a packet (Raft
+	// heartbeats: within a few tens of ms); wait for the new ones.
+	perr := poll(10*time.Second, func() error {
+		if df.victimConns() == 0 {
+			return errors.New("no connection to the victim's server port went through the delaying proxy")
+		}
+		return nil
+	})
+	var lat []time.Duration
+	var lastErr error
+	for perr == nil && (time.Since(start) < faultHold || len(lat) < 3 && time.Since(start) < 3*faultHold) {
+		t0 := time.Now()
+		code, body, err := c.put(victim, "/v1/catalog/register", map[string]any{
+			"Node": "delay-probe", "Address": c.net.subnet + ".252",
+			"Service": map[string]any{"ID": "probe", "Service": "probe", "Port": 1, "Meta": map[string]string{"t": t0.Format(time.RFC3339Nano)}},
+		})
+		if err == nil && code == 200 {
+			lat = append(lat, time.Since(t0))
+		} else {
+			lastErr = fmt.Errorf("%d %s %v", code, body, err)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if rest := faultHold - time.Since(start); rest > 0 {
+		time.Sleep(rest) // the fault's duration
+	}
+	conns, bytes := df.stats()
+	kept := "no leader agreed on at the end"
+	if l, err := c.leader(); err == nil {
+		kept = "leader at the end: " + l.name
+	}
+	if err := df.heal(); err != nil {
+		return "", err
+	}
+	if perr != nil {
+		return "", perr
+	}
+	if len(lat) == 0 {
+		return "", fmt.Errorf("no write through %s succeeded while delayed: %v", victim.name, lastErr)
+	}
+	slices.Sort(lat)
+	med := lat[len(lat)/2]
+	if med < 2*d {
+		return "", fmt.Errorf("writes through %s took %s (median of %d) while delayed by %s each way: the delay is not on their path", victim.name, med, len(lat), d)
+	}
+	return fmt.Sprintf("%s's server RPC delayed %s each way: %d proxied connections, %d bytes; write through it median %s (%d writes); %s",
+		victim.name, d, conns, bytes, med.Round(time.Millisecond), len(lat), kept), nil
 }
 
 // agentSvcID is registered on the first agent through its API at setup;
@@ -670,8 +771,9 @@ func setupRobust(t *testing.T) (*nsCluster, string) {
 	return c, artifacts
 }
 
-// TestRobustShort: one round with one fault of each common kind, about a
-// 30-second history.
+// TestRobustShort: one round with one fault of each common kind (delay of a
+// follower's and of the leader's server RPC among them), about a 40-second
+// history.
 func TestRobustShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -679,7 +781,7 @@ func TestRobustShort(t *testing.T) {
 	c, artifacts := setupRobust(t)
 	st := &robustStats{faults: map[faultKind]int{}}
 	l := newLedger()
-	runRound(t, c, 1, []faultKind{fKillLeader, fPartitionFollower, fPauseLeader, fKillAgent, fDiskFull, fKillAll}, l, st, artifacts, 1)
+	runRound(t, c, 1, []faultKind{fKillLeader, fPartitionFollower, fDelayFollower, fPauseLeader, fDelayLeader, fKillAgent, fDiskFull, fKillAll}, l, st, artifacts, 1)
 	st.print(t)
 }
 
