@@ -83,6 +83,11 @@ type Agent struct {
 	updates chan checks.Update
 	metrics *agentMetrics
 	leaves  *leafManager
+	// identities are the Workload API selectors of local services, by
+	// service ID (guarded by mu); identitiesChanged is closed at their
+	// next change (agent/workload.go).
+	identities        map[string]workloadSelector
+	identitiesChanged chan struct{}
 }
 
 var _ httpapi.Agent = (*Agent)(nil)
@@ -93,7 +98,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, sidecars: map[string]string{}, updates: make(chan checks.Update, 1024)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, sidecars: map[string]string{}, updates: make(chan checks.Update, 1024),
+		identities: map[string]workloadSelector{}, identitiesChanged: make(chan struct{})}
 	// Metrics first: check runners report to them from their first probe.
 	// The gauges read a.local and a.view at scrape time, after New.
 	a.metrics = newAgentMetrics(cfg.Metrics, a)
@@ -106,7 +112,12 @@ func New(cfg Config) (*Agent, error) {
 		Logger:       a.log.With("component", "anti-entropy"),
 		ClusterSize:  cfg.Gossip.NumAlive,
 		SyncInterval: cfg.SyncInterval,
-		OnSync:       a.metrics.onSync,
+		OnSync: func(full bool, err error) {
+			a.metrics.onSync(full, err)
+			if err == nil {
+				a.warmIdentities() // agent/workload.go
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("local state: %w", err)
@@ -220,6 +231,7 @@ func (a *Agent) addService(r *api.AgentServiceRegistration, src checks.Source) e
 	if err := a.addLocal(svc, cats, defs, blob, src); err != nil {
 		return err
 	}
+	a.setIdentity(svc, r.Identity)
 	a.mu.Lock()
 	oldSidecar := a.sidecars[svc.ID]
 	a.mu.Unlock()

@@ -35,6 +35,9 @@ func serviceFromRegistration(r *api.AgentServiceRegistration, src checks.Source,
 	if err := catalog.ValidateService(svc); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := validateIdentity(r.Identity); err != nil {
+		return nil, nil, nil, err
+	}
 	all := r.Checks
 	if r.Check != nil {
 		all = append([]*api.AgentServiceCheck{r.Check}, all...)

@@ -65,6 +65,7 @@ func (a *Agent) removeService(id string) error {
 	a.mu.Lock()
 	delete(a.fromConfig, id)
 	a.mu.Unlock()
+	a.setIdentity(&catalog.Service{ID: id}, nil)
 	return nil
 }
 

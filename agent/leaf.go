@@ -236,6 +236,7 @@ func (m *leafManager) renewLoop(e *leafEntry) {
 			m.drop(e)
 			return
 		}
+		issued := time.Now()
 		cert, rootID, err := m.fetch(e.service)
 		m.mu.Lock()
 		if err == nil {
@@ -258,7 +259,14 @@ func (m *leafManager) renewLoop(e *leafEntry) {
 			backoff = min(2*backoff, leafBackoffMax)
 		} else {
 			backoff = leafBackoffMin
-			next = time.Until(connect.RenewAt(cert.ValidAfter, cert.ValidBefore, nil))
+			// The servers backdate NotBefore (clock skew): count the
+			// lifetime from when we asked, or a leaf of a few seconds
+			// would be due for renewal at once, again and again.
+			from := cert.ValidAfter
+			if issued.After(from) {
+				from = issued
+			}
+			next = time.Until(connect.RenewAt(from, cert.ValidBefore, nil))
 			m.log.Debug("leaf certificate renewed", "service", e.service, "serial", cert.SerialNumber, "renew_in", next)
 		}
 		t := time.NewTimer(max(next, 0))

@@ -19,6 +19,20 @@ type AgentServiceRegistration struct {
 	Proxy *AgentServiceConnectProxyConfig `json:",omitempty"`
 	// Connect asks for a sidecar proxy registered with the service.
 	Connect *AgentServiceConnect `json:",omitempty"`
+	// Identity (a Warren extension) selects the local processes that the
+	// SPIFFE Workload API gives this service's X.509-SVID to.
+	Identity *AgentServiceIdentity `json:",omitempty"`
+}
+
+// AgentServiceIdentity holds the selectors of a service's workloads: a
+// caller of the Workload API matches when its peer credentials satisfy
+// every selector given. At least one must be given.
+type AgentServiceIdentity struct {
+	// UID is the caller's user ID (0 is root).
+	UID *int `json:",omitempty"`
+	// Path is the absolute path of the caller's executable
+	// (/proc/<pid>/exe).
+	Path string `json:",omitempty"`
 }
 
 // AgentServiceConnect is a registration's Connect block. SidecarService

@@ -63,58 +63,23 @@ func runDNS(ctx context.Context, o *options, rep *report) error {
 		rep.info("dns_qps", "SKIP: dnsperf not installed (apt-get install dnsperf)")
 		return nil
 	}
-	base, err := dataBase()
+	// With metrics (as shipped), then without (WARREN_DISABLE_METRICS=1):
+	// each on a fresh dev process with the same data.
+	w, addrs, err := warrenDNSRun(ctx, o, dnsperf, "")
 	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp(base, "warren-bench-dns-")
-	if err != nil {
-		return fmt.Errorf("create bench dir: %w", err)
-	}
-	c, dnsAddr, err := startDNSDev(ctx, o.warren, dir, o.keep)
-	if err != nil {
-		return err
-	}
-	defer c.stop()
-	dev := c.procs[0]
-
-	// Ten instances, each on its own node and address (data only: nothing
-	// is ever sent to them).
-	hc := newClient(1)
-	defer hc.CloseIdleConnections()
-	var addrs []net.IP
-	for i := range dnsInstances {
-		in := instance{
-			node:      fmt.Sprintf("dnsbench-%02d", i+1),
-			nodeAddr:  fmt.Sprintf("192.0.2.%d", i+1),
-			service:   dnsService,
-			serviceID: fmt.Sprintf("dnsbench-%02d", i+1),
-			port:      8080,
-		}
-		addrs = append(addrs, net.ParseIP(in.nodeAddr).To4())
-		if err := registerRetry(ctx, hc, dev.baseURL(), in); err != nil {
-			return err
-		}
-	}
-	if err := waitDNSAnswers(ctx, dnsAddr, dnsInstances); err != nil {
-		return fmt.Errorf("warren: %w", err)
-	}
-	log.Printf("dns: warren dev answers %d A records for %s on %s", dnsInstances, dnsName, dnsAddr)
-
-	queryFile := filepath.Join(dir, "queries.txt")
-	if err := os.WriteFile(queryFile, []byte(strings.TrimSuffix(dnsName, ".")+" A\n"), 0o644); err != nil {
-		return err
-	}
-
-	log.Printf("dns: dnsperf against warren for %ds", dnsRunSeconds)
-	w, err := runDNSPerf(ctx, dnsperf, dnsAddr, queryFile, dev.pid())
-	if err != nil {
-		return fmt.Errorf("dnsperf against warren: %w", err)
-	}
-	if err := c.checkAlive(); err != nil {
 		return err
 	}
 	log.Printf("dns: warren: %s", w)
+	nm, _, err := warrenDNSRun(ctx, o, dnsperf, disableMetricsEnv+"=1")
+	if err != nil {
+		return err
+	}
+	log.Printf("dns: warren without metrics: %s", nm)
+	queryFile, cleanup, err := dnsQueryFile()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 
 	bare, err := startBareDNS(addrs)
 	if err != nil {
@@ -138,21 +103,104 @@ func runDNS(ctx context.Context, o *options, rep *report) error {
 	}
 	rep.check("dns_qps_warren", fmt.Sprintf("%.0f", w.qps), fmt.Sprintf(">= %d", dnsQPSTarget), w.qps >= dnsQPSTarget)
 	rep.check("dns_lost_warren", fmt.Sprint(w.lost), "== 0", w.lost == 0)
+	cost := metricsCost(w.qps, nm.qps)
+	rep.info("dns_qps_warren_no_metrics", fmt.Sprintf("%.0f", nm.qps))
+	rep.check("dns_metrics_cost", fmt.Sprintf("%.1f%% (with/without %.3f)", 100*cost, ratioOf(w.qps, nm.qps)), fmt.Sprintf("<= %.0f%%", 100*metricsCostTarget), cost <= metricsCostTarget)
 	rep.info("dns_qps_bare_miekg", fmt.Sprintf("%.0f", b.qps))
 	rep.info("dns_lost_bare_miekg", fmt.Sprint(b.lost))
 	rep.check("dns_qps_ratio", fmt.Sprintf("%.1f%%", 100*ratio), fmt.Sprintf(">= %.0f%%", 100*dnsRatioTarget), ratio >= dnsRatioTarget)
 	rep.info("dns_warren_detail", w.String())
+	rep.info("dns_no_metrics_detail", nm.String())
 	rep.info("dns_bare_detail", b.String())
 	rep.note("dns: dnsperf -c %d -T %d -q %d -Q %d -l %d over UDP, one query %s A answered with %d A records (warren's udp_answer_limit raised to %d so that both answer the same records); %d CPU cores shared by dnsperf and the server",
 		dnsClients, dnsThreads, dnsOutstanding, dnsMaxQPS, dnsRunSeconds, dnsName, dnsInstances, dnsInstances, runtime.NumCPU())
+	rep.note("dns metrics cost: 1 - qps with metrics / qps with %s=1 (HTTP and DNS record nothing, components get a throwaway registry); one dnsperf run each, with metrics first", disableMetricsEnv)
 	return nil
+}
+
+// warrenDNSRun starts `warren dev` with env (if any), registers the ten
+// instances, runs dnsperf against it, and stops it. It returns the
+// instances' addresses for the bare server.
+func warrenDNSRun(ctx context.Context, o *options, dnsperf, env string) (dnsperfResult, []net.IP, error) {
+	base, err := dataBase()
+	if err != nil {
+		return dnsperfResult{}, nil, err
+	}
+	dir, err := os.MkdirTemp(base, "warren-bench-dns-")
+	if err != nil {
+		return dnsperfResult{}, nil, fmt.Errorf("create bench dir: %w", err)
+	}
+	var envs []string
+	if env != "" {
+		envs = append(envs, env)
+	}
+	c, dnsAddr, err := startDNSDev(ctx, o.warren, dir, o.keep, envs...)
+	if err != nil {
+		return dnsperfResult{}, nil, err
+	}
+	defer c.stop()
+	dev := c.procs[0]
+
+	// Ten instances, each on its own node and address (data only: nothing
+	// is ever sent to them).
+	hc := newClient(1)
+	defer hc.CloseIdleConnections()
+	var addrs []net.IP
+	for i := range dnsInstances {
+		in := instance{
+			node:      fmt.Sprintf("dnsbench-%02d", i+1),
+			nodeAddr:  fmt.Sprintf("192.0.2.%d", i+1),
+			service:   dnsService,
+			serviceID: fmt.Sprintf("dnsbench-%02d", i+1),
+			port:      8080,
+		}
+		addrs = append(addrs, net.ParseIP(in.nodeAddr).To4())
+		if err := registerRetry(ctx, hc, dev.baseURL(), in); err != nil {
+			return dnsperfResult{}, nil, err
+		}
+	}
+	if err := waitDNSAnswers(ctx, dnsAddr, dnsInstances); err != nil {
+		return dnsperfResult{}, nil, fmt.Errorf("warren: %w", err)
+	}
+	log.Printf("dns: warren dev (%s) answers %d A records for %s on %s", envOrDefault(env), dnsInstances, dnsName, dnsAddr)
+	queryFile := filepath.Join(dir, "queries.txt")
+	if err := os.WriteFile(queryFile, []byte(strings.TrimSuffix(dnsName, ".")+" A\n"), 0o644); err != nil {
+		return dnsperfResult{}, nil, err
+	}
+	log.Printf("dns: dnsperf against warren (%s) for %ds", envOrDefault(env), dnsRunSeconds)
+	w, err := runDNSPerf(ctx, dnsperf, dnsAddr, queryFile, dev.pid())
+	if err != nil {
+		return dnsperfResult{}, nil, fmt.Errorf("dnsperf against warren (%s): %w", envOrDefault(env), err)
+	}
+	if err := c.checkAlive(); err != nil {
+		return dnsperfResult{}, nil, err
+	}
+	return w, addrs, nil
+}
+
+// dnsQueryFile writes dnsperf's query file for the bare server.
+func dnsQueryFile() (string, func(), error) {
+	base, err := dataBase()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp(base, "warren-bench-dns-bare-")
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "queries.txt")
+	if err := os.WriteFile(path, []byte(strings.TrimSuffix(dnsName, ".")+" A\n"), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
 }
 
 // startDNSDev starts `warren dev` on free loopback ports with its data and
 // log under dir, waits until it takes reads, and returns it as a
 // one-process cluster (for stop and checkAlive) with its DNS address.
-func startDNSDev(ctx context.Context, bin, dir string, keep bool) (c *cluster, dnsAddr string, err error) {
-	c = &cluster{dir: dir, keep: keep}
+func startDNSDev(ctx context.Context, bin, dir string, keep bool, env ...string) (c *cluster, dnsAddr string, err error) {
+	c = &cluster{dir: dir, keep: keep, env: env}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -195,6 +243,7 @@ func startDNSDev(ctx context.Context, bin, dir string, keep bool) (c *cluster, d
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	// dev keeps its data in its own temp dir and removes it on exit.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -37,7 +37,9 @@ func (r regResult) String() string {
 // runRegistrations measures PUT /v1/catalog/register throughput against
 // the leader, o.runs times on a fresh cluster each, and reports the median.
 func runRegistrations(ctx context.Context, o *options, rep *report) error {
-	var runs []regResult
+	// Each run with metrics (as shipped) is followed by one without
+	// (WARREN_DISABLE_METRICS=1), for the cost of instrumentation.
+	var runs, bare []regResult
 	for i := range o.runs {
 		r, err := registrationRun(ctx, o, i+1)
 		if err != nil {
@@ -49,8 +51,22 @@ func runRegistrations(ctx context.Context, o *options, rep *report) error {
 			log.Printf("reg: run %d: first error: %v", i+1, r.firstErr)
 		}
 		runs = append(runs, r)
+		nm, err := registrationRun(ctx, o, i+1, disableMetricsEnv+"=1")
+		if err != nil {
+			return fmt.Errorf("run %d without metrics: %w", i+1, err)
+		}
+		log.Printf("reg: run %d without metrics: %s", i+1, nm)
+		bare = append(bare, nm)
 	}
 	med := medianRun(runs)
+	medBare := medianRun(bare)
+	cost := metricsCost(med.rate(), medBare.rate())
+	rep.info("registrations_per_sec_no_metrics", fmt.Sprintf("%.0f", medBare.rate()))
+	rep.check("registration_metrics_cost", fmt.Sprintf("%.1f%% (with/without %.3f)", 100*cost, ratioOf(med.rate(), medBare.rate())),
+		fmt.Sprintf("<= %.0f%%", 100*metricsCostTarget), cost <= metricsCostTarget)
+	for i, r := range bare {
+		rep.info(fmt.Sprintf("registrations_run%d_no_metrics", i+1), r.String())
+	}
 	totalErrs := 0
 	for _, r := range runs {
 		totalErrs += r.errors
@@ -65,6 +81,7 @@ func runRegistrations(ctx context.Context, o *options, rep *report) error {
 	rep.check("registration_errors", fmt.Sprint(totalErrs), "== 0", totalErrs == 0)
 	rep.note("registrations: %d clients, each its own keep-alive connection, PUT to the leader; %s warm-up then %s measured; median of %d runs, each on a fresh cluster",
 		o.clients, o.warmup, o.duration, len(runs))
+	rep.note("registration metrics cost: 1 - median rate with metrics / median rate with %s=1 on every server (HTTP records nothing, components get a throwaway registry); runs alternate with and without", disableMetricsEnv)
 	return nil
 }
 
@@ -83,10 +100,11 @@ func medianRun(runs []regResult) regResult {
 	return s[len(s)/2]
 }
 
-// registrationRun starts a cluster, loads its leader for warmup+duration
-// with o.clients clients, and stops the cluster.
-func registrationRun(ctx context.Context, o *options, run int) (regResult, error) {
-	c, err := startCluster(ctx, o.warren, o.keep)
+// registrationRun starts a cluster (env added to the servers'
+// environment), loads its leader for warmup+duration with o.clients
+// clients, and stops the cluster.
+func registrationRun(ctx context.Context, o *options, run int, env ...string) (regResult, error) {
+	c, err := startCluster(ctx, o.warren, o.keep, env...)
 	if err != nil {
 		return regResult{}, err
 	}
@@ -102,7 +120,7 @@ func registrationRun(ctx context.Context, o *options, run int) (regResult, error
 	start := time.Now()
 	t0 := start.Add(o.warmup)
 	t1 := t0.Add(o.duration)
-	stopPerf := startPerf(ctx, o.perfDir, fmt.Sprintf("reg-run%d-%s", run, leader.name), []int{leader.pid()}, t0, o.duration)
+	stopPerf := startPerf(ctx, o.perfDir, fmt.Sprintf("reg-run%d%s-%s", run, map[bool]string{true: "-nometrics"}[len(env) > 0], leader.name), []int{leader.pid()}, t0, o.duration)
 	defer stopPerf()
 
 	results := make([]regResult, o.clients)

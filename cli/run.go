@@ -80,6 +80,7 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 	}
 	level, _ := logging.ParseLevel(cfg.LogLevel)
 	log := logging.NewDaemon(stderr, logging.Options{Level: level, JSON: cfg.LogJSON})
+	log, ctx = keepRecentLogs(ctx, cfg, log, level) // for `warren debug` (cli/telemetry.go)
 	if mode == config.ModeDev {
 		dir, err := os.MkdirTemp("", "warren-dev-")
 		if err != nil {
@@ -88,6 +89,12 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 		}
 		defer os.RemoveAll(dir)
 		cfg.DataDir = dir
+		cleanup, err := devWorkloadSocket(cfg) // cli/workload.go
+		if err != nil {
+			log.Error("create dev workload socket", "err", err)
+			return ExitError
+		}
+		defer cleanup()
 	}
 	reload := func() ([]agent.ServiceDefinition, error) {
 		c, err := config.Load(mode, flags)
@@ -123,6 +130,13 @@ type process struct {
 	httpLn net.Listener
 	http   http.Handler
 	reg    *prometheus.Registry
+	// Metrics listener (metrics_addr; cli/telemetry.go), nil if none.
+	metricsLn   net.Listener
+	metricsHTTP http.Handler
+	noMetrics   bool // WARREN_DISABLE_METRICS=1 (bench only)
+	// SPIFFE Workload API (cli/workload.go), nil when off.
+	workloadLn net.Listener
+	workload   *agent.WorkloadAPI
 	// xDS for proxyless gRPC clients and Envoy sidecars on ports.grpc.
 	grpcLn      net.Listener
 	xdsFeed     *xds.GRPCFeed
@@ -141,7 +155,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	defer p.pool.Close()
 	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
 		"http", "http://"+p.httpLn.Addr().String(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
-		"server", cfg.Server, "data_dir", cfg.DataDir, "version", Version)
+		"server", cfg.Server, "data_dir", cfg.DataDir, "workload_socket", p.workloadSocket(), "version", Version)
 
 	// Inner layers (server, gossip) get their own contexts so they stop
 	// after the outer ones.
@@ -165,6 +179,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	loops := []task.Func{
 		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
+		p.serveMetrics,
 		p.agent.Run,
 		func(ctx context.Context) error {
 			err := p.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval)
@@ -195,6 +210,9 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.dns != nil {
 		loops = append(loops, p.dns.Run)
 	}
+	if p.workload != nil {
+		loops = append(loops, p.workload.Run)
+	}
 	if p.grpcLn != nil {
 		loops = append(loops, p.xdsFeed.Run, p.sidecarFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
 	}
@@ -224,14 +242,24 @@ func (p *process) dnsAddr() string {
 // made.
 func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error), log *slog.Logger) (p *process, err error) {
 	p = &process{cfg: cfg, log: log, pool: rpc.NewPool(), reg: metrics.NewRegistry()}
+	if p.noMetrics = metricsDisabled(); p.noMetrics {
+		p.reg = prometheus.NewRegistry() // throwaway: never served
+		log.Warn("metrics disabled by " + disableMetricsEnv + "=1")
+	}
+	// Every error return below sets p to nil: release what was made
+	// through a copy of the pointer.
+	made := p
 	defer func() {
 		if err != nil {
-			p.close()
+			made.close()
 		}
 	}()
 	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
 	if p.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
 		return nil, fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+	}
+	if err = p.listenMetrics(); err != nil {
+		return nil, err
 	}
 	nodeID, err := loadNodeID(cfg.DataDir)
 	if err != nil {
@@ -297,6 +325,9 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if backend == nil {
 		backend = p.agent.Backend()
 	}
+	if err = p.listenWorkload(); err != nil {
+		return nil, err
+	}
 	var view dns.View = p.agent.View()
 	if p.server != nil {
 		view = p.server.LocalView()
@@ -310,7 +341,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			NodeTTL: cfg.DNS.NodeTTL, ServiceTTL: cfg.DNS.ServiceTTL,
 			OnlyPassing: cfg.DNS.OnlyPassing, UDPAnswerLimit: cfg.DNS.UDPAnswerLimit,
 			View:    view,
-			Metrics: p.reg,
+			Metrics: p.httpDNSMetrics(),
 			Logger:  log.With("subsystem", "dns"),
 		})
 		if err != nil {
@@ -333,7 +364,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	}
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
-		Registerer: p.reg, Gatherer: p.reg, Ready: p.ready,
+		Registerer: p.httpDNSMetrics(), Gatherer: p.gatherer(), Ready: p.ready,
 		Logger: log.With("subsystem", "http"),
 	})
 	return p, nil
@@ -364,8 +395,14 @@ func (p *process) close() {
 	if p.httpLn != nil {
 		_ = p.httpLn.Close()
 	}
+	if p.metricsLn != nil {
+		_ = p.metricsLn.Close()
+	}
 	if p.grpcLn != nil {
 		_ = p.grpcLn.Close()
+	}
+	if p.workloadLn != nil {
+		_ = p.workloadLn.Close()
 	}
 	if p.server != nil {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -88,6 +88,21 @@ type Config struct {
 
 	DNS DNSConfig
 
+	// MetricsAddr is host:port of a separate HTTP listener serving only
+	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none
+	// (key metrics_addr, flag -metrics-addr).
+	MetricsAddr string
+	// EnableDebug serves net/http/pprof under /debug/pprof/ on the
+	// metrics listener, never on the main HTTP API (key enable_debug,
+	// flag -enable-debug).
+	EnableDebug bool
+
+	// WorkloadSocket is the path of the SPIFFE Workload API's unix socket
+	// (key workload_socket, flag -workload-socket): DefaultWorkloadSocket
+	// in server and agent modes; "" in dev mode, where the CLI makes a
+	// temporary one.
+	WorkloadSocket string
+
 	// Services are the service definitions of the config files, in the
 	// order they were read; every ID (defaulting to the name) is unique.
 	Services []ServiceDefinition
@@ -130,6 +145,10 @@ type ServiceDefinition struct {
 	// Source is where the service is defined: "file:line".
 	Source string
 }
+
+// DefaultWorkloadSocket is the Workload API socket of server and agent
+// modes.
+const DefaultWorkloadSocket = "/run/warren/workload.sock"
 
 // host is what the defaults read from the machine; tests replace it.
 type host struct {
@@ -216,6 +235,9 @@ func defaults(mode Mode, h host) Config {
 			RecursorTimeout: 2 * time.Second,
 			UDPAnswerLimit:  3,
 		},
+	}
+	if mode != ModeDev {
+		c.WorkloadSocket = DefaultWorkloadSocket
 	}
 	if mode == ModeDev {
 		c.BindAddr = "127.0.0.1"

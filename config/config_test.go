@@ -81,6 +81,10 @@ func TestLoad_FullConfig(t *testing.T) {
 			OnlyPassing:     true,
 			UDPAnswerLimit:  5,
 		},
+		MetricsAddr: "127.0.0.1:19100",
+		EnableDebug: true,
+
+		WorkloadSocket: "/run/warren-test/workload.sock",
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -117,11 +121,13 @@ func TestLoad_FullConfig(t *testing.T) {
 			{CheckID: "service:web-1:5", UDP: "10.0.0.5:8125", Interval: "20s"},
 		},
 	}
+	dbUID := 1001
 	db := api.AgentServiceRegistration{
-		ID:    "db",
-		Name:  "db",
-		Port:  5432,
-		Check: &api.AgentServiceCheck{CheckID: "service:db", TTL: "30s"},
+		ID:       "db",
+		Name:     "db",
+		Port:     5432,
+		Check:    &api.AgentServiceCheck{CheckID: "service:db", TTL: "30s"},
+		Identity: &api.AgentServiceIdentity{UID: &dbUID, Path: "/usr/local/bin/db"},
 	}
 	// Where each file defines web and db.
 	sources := map[string][2]int{
@@ -188,8 +194,10 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 				t.Errorf("%s: no service sets %s", file, k)
 			}
 		}
-		if !svcSet["weights"] {
-			t.Errorf("%s: no service sets weights", file)
+		for _, k := range []string{"weights", "identity", "identity.uid", "identity.path"} {
+			if !svcSet[k] {
+				t.Errorf("%s: no service sets %s", file, k)
+			}
 		}
 		for k := range checkFields {
 			if k != "check_id" && !checkSet[k] {
@@ -228,6 +236,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
+			WorkloadSocket: DefaultWorkloadSocket,
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -235,6 +244,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
+			WorkloadSocket: DefaultWorkloadSocket,
 		}},
 	}
 	for _, tt := range tests {
@@ -374,6 +384,14 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"FILE:4: ports.grpc: port 9000 is also used by ports.http at FILE:3"}},
 		{"duplicate port with a default", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  grpc = 8500\n}\n", nil,
 			[]string{"FILE:3: ports.grpc: port 8500 is also used by ports.http"}},
+		{"bad metrics_addr", ModeAgent, "a.hcl", "data_dir = \"/d\"\nmetrics_addr = \"localhost\"\n", nil,
+			[]string{"FILE:2: metrics_addr:", "not ip:port"}},
+		{"bad -metrics-addr", ModeAgent, "", "", []string{"-data-dir", "/d", "-metrics-addr", "127.0.0.1:0"},
+			[]string{"flag -metrics-addr: metrics_addr:", "not ip:port"}},
+		{"relative workload_socket", ModeAgent, "a.hcl", "data_dir = \"/d\"\nworkload_socket = \"run/w.sock\"\n", nil,
+			[]string{"FILE:2: workload_socket:", "not a clean absolute path"}},
+		{"long -workload-socket", ModeAgent, "", "", []string{"-data-dir", "/d", "-workload-socket", "/" + strings.Repeat("s", 120)},
+			[]string{"flag -workload-socket: workload_socket:", "longer than 107 bytes"}},
 		{"bootstrap_expect in agent mode", ModeAgent, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = 3\n", nil,
 			[]string{"FILE:2: bootstrap_expect: only a server"}},
 		{"negative bootstrap_expect", ModeServer, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = -1\n", nil,

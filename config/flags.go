@@ -46,6 +46,9 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"recursor", "recursors", "upstream DNS resolver, ip or ip:port (repeatable)"},
 	{"enable-local-script-checks", "enable_local_script_checks", "allow script checks in config files"},
 	{"node-meta", "node_meta", "node metadata as key:value (repeatable)"},
+	{"workload-socket", "workload_socket", "path of the SPIFFE Workload API unix socket (default /run/warren/workload.sock; a temporary one in dev mode)"},
+	{"metrics-addr", "metrics_addr", "host:port of a separate listener serving only /v1/agent/metrics (and pprof with -enable-debug)"},
+	{"enable-debug", "enable_debug", "serve net/http/pprof under /debug/pprof/ on the metrics listener"},
 }
 
 // RegisterFlags registers Consul's configuration flags on fs and returns

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -123,6 +124,8 @@ func (b *builder) decodeService(o object) {
 			b.decodeWeights(&d, path, m)
 		case "connect":
 			b.decodeConnect(&d, path, m)
+		case "identity":
+			b.decodeIdentity(&d, path, m)
 		default:
 			f, known := serviceFields[m.name]
 			if !known {
@@ -175,6 +178,36 @@ func (b *builder) decodeWeights(d *serviceDecl, path string, m member) {
 	}
 	d.reg.Weights = w
 	d.pos["weights"] = pos(m.rng)
+}
+
+// decodeIdentity reads identity { uid = 1001, path = "/usr/bin/web" }, the
+// selectors of the processes the Workload API gives the service's SVID to
+// (a Warren extension).
+func (b *builder) decodeIdentity(d *serviceDecl, path string, m member) {
+	o, ok := b.memberObject(path, m)
+	if !ok {
+		return
+	}
+	id := &api.AgentServiceIdentity{}
+	for _, e := range o.members {
+		epath := path + "." + e.name
+		switch e.name {
+		case "uid":
+			var uid int
+			if b.scalar(epath, pos(e.rng), e.expr, &uid) {
+				id.UID = &uid
+				d.pos["identity.uid"] = pos(e.rng)
+			}
+		case "path":
+			if b.scalar(epath, pos(e.rng), e.expr, &id.Path) {
+				d.pos["identity.path"] = pos(e.rng)
+			}
+		default:
+			b.errs = append(b.errs, keyErr(pos(e.rng), epath, "unknown field (want uid or path)"))
+		}
+	}
+	d.reg.Identity = id
+	d.pos["identity"] = pos(m.rng)
 }
 
 // decodeConnect reads connect { native, sidecar_service { ... } }, Consul's
@@ -380,6 +413,17 @@ func (b *builder) validateServices() {
 		}
 		if len(d.checks) > catalog.MaxChecks {
 			fail("checks", "more than %d checks", catalog.MaxChecks)
+		}
+		if id := r.Identity; id != nil {
+			switch {
+			case id.UID == nil && id.Path == "":
+				fail("identity", "set uid, path or both")
+			case id.UID != nil && (*id.UID < 0 || *id.UID > 1<<32-2):
+				fail("identity.uid", "%d is not a uid (0..%d)", *id.UID, 1<<32-2)
+			}
+			if id.Path != "" && (!filepath.IsAbs(id.Path) || filepath.Clean(id.Path) != id.Path) {
+				fail("identity.path", "%q is not a clean absolute path", id.Path)
+			}
 		}
 
 		if r.ID != "" {

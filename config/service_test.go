@@ -267,6 +267,12 @@ func TestLoad_ServiceErrors(t *testing.T) {
 			[]string{"FILE:10: service[api].check[0].id: duplicate check ID \"service:api\": also used at FILE:4"}},
 		{"services written as a setting in HCL", "a.hcl", "services = \"web\"\n",
 			[]string{"FILE:1: services: want an object or a list of objects"}},
+		{"empty identity", "a.hcl", "service {\n  name = \"web\"\n  identity {\n  }\n}\n",
+			[]string{"FILE:3: service[web].identity: set uid, path or both"}},
+		{"bad identity", "a.hcl", "service {\n  name = \"web\"\n  identity {\n    uid = -1\n    path = \"bin/web\"\n    gid = 1\n  }\n}\n",
+			[]string{"FILE:4: service[web].identity.uid: -1 is not a uid", "FILE:5: service[web].identity.path: \"bin/web\" is not a clean absolute path", "FILE:6: service[web].identity.gid: unknown field (want uid or path)"}},
+		{"identity uid wrong type (json)", "a.json", "{\"service\": {\n\"name\": \"web\",\n\"identity\": {\"uid\": \"1001\"}\n}}",
+			[]string{"FILE:3: service[web].identity.uid: want a whole number, got string"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

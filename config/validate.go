@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,14 @@ func (b *builder) validate() {
 
 	if c.RetryInterval <= 0 {
 		check("retry_interval", fmt.Errorf("must be positive, got %s", c.RetryInterval))
+	}
+
+	if c.MetricsAddr != "" {
+		check("metrics_addr", listenAddr(c.MetricsAddr))
+	}
+
+	if c.WorkloadSocket != "" {
+		check("workload_socket", socketPath(c.WorkloadSocket))
 	}
 
 	b.validateAgent()
@@ -305,4 +314,26 @@ func validHostname(s string) bool {
 		}
 	}
 	return true
+}
+
+// listenAddr checks a listener address: ip:port (IPv6 as "[addr]:port")
+// with a port in 1..65535.
+func listenAddr(s string) error {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return fmt.Errorf("%q is not ip:port with a port in 1..65535", s)
+	}
+	return nil
+}
+
+// socketPath checks a unix socket path: absolute, clean, and short enough
+// for sockaddr_un (107 bytes).
+func socketPath(s string) error {
+	if !filepath.IsAbs(s) || filepath.Clean(s) != s {
+		return fmt.Errorf("%q is not a clean absolute path", s)
+	}
+	if len(s) > 107 {
+		return fmt.Errorf("%q is longer than 107 bytes, the limit of a unix socket path", s)
+	}
+	return nil
 }

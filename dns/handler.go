@@ -45,6 +45,10 @@ func udpClass(size int) uint8 {
 // called directly), then answers from the cache, builds the answer, or
 // forwards the query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if s.metrics == nil {
+		s.serveDNS(w, r)
+		return
+	}
 	start := time.Now()
 	s.serveDNS(w, r)
 	s.metrics.latency.Observe(time.Since(start).Seconds())
@@ -170,9 +174,11 @@ func (s *Server) write(w dns.ResponseWriter, m *dns.Msg) {
 	if len(m.Question) == 1 {
 		qtype = qtypeLabel(m.Question[0].Qtype)
 	}
-	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
-	if m.Truncated {
-		s.metrics.truncated.Inc()
+	if s.metrics != nil {
+		s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
+		if m.Truncated {
+			s.metrics.truncated.Inc()
+		}
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns write", "err", err, "remote", w.RemoteAddr())

@@ -13,7 +13,12 @@ type dnsMetrics struct {
 	latency   prometheus.Histogram
 }
 
+// newDNSMetrics returns nil when reg is nil: the server then records
+// nothing at all.
 func newDNSMetrics(reg prometheus.Registerer) *dnsMetrics {
+	if reg == nil {
+		return nil
+	}
 	m := &dnsMetrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "dns", Name: "queries_total",
 			Help: "DNS queries answered, by query type and response code."}, []string{"qtype", "rcode"}),
@@ -22,7 +27,7 @@ func newDNSMetrics(reg prometheus.Registerer) *dnsMetrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "warren", Subsystem: "dns", Name: "query_duration_seconds",
 			Help: "Time to answer a DNS query (recursion included).", Buckets: metrics.LatencyBuckets}),
 	}
-	metrics.Or(reg).MustRegister(m.queries, m.truncated, m.latency)
+	reg.MustRegister(m.queries, m.truncated, m.latency)
 	return m
 }
 

@@ -68,7 +68,7 @@ type Config struct {
 	UDPAnswerLimit int
 	View           View
 	Logger         *slog.Logger
-	// Metrics gets the DNS metrics; nil discards them.
+	// Metrics gets the DNS metrics; nil records none.
 	Metrics prometheus.Registerer
 }
 

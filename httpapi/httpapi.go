@@ -78,6 +78,10 @@ func New(cfg Config) http.Handler {
 	}, []string{"route"})
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(h.requests, h.latency)
+	} else {
+		// No registry: no instrumentation at all (what
+		// WARREN_DISABLE_METRICS measures against).
+		h.requests, h.latency = nil, nil
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -374,8 +378,10 @@ func (h *handler) logRequests(next http.Handler) http.Handler {
 		if pattern == "" {
 			pattern = "(unmatched)"
 		}
-		h.requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
-		h.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+		if h.requests != nil {
+			h.requests.WithLabelValues(pattern, strconv.Itoa(rec.status)).Inc()
+			h.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+		}
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 			slog.String("method", r.Method), slog.String("path", pattern),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))

@@ -3,9 +3,12 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warren-mesh/warren/catalog"
@@ -53,4 +56,47 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeJSON(w, r, body)
+}
+
+// MetricsConfig is what the separate metrics listener (-metrics-addr)
+// serves.
+type MetricsConfig struct {
+	// Gatherer is what /v1/agent/metrics serves (both formats). Nil
+	// answers 404 "metrics are not enabled".
+	Gatherer prometheus.Gatherer
+	// EnableDebug adds net/http/pprof under /debug/pprof/ (and
+	// /debug/logs). The main API (New) never serves either.
+	EnableDebug bool
+	// Logs returns the process's recent log lines, served at
+	// /debug/logs with EnableDebug (for `warren debug`). Nil: 404.
+	Logs   func() []byte
+	Logger *slog.Logger
+}
+
+// NewMetrics returns the handler of the metrics listener: GET
+// /v1/agent/metrics (?format=prometheus or Consul's JSON) and, with
+// EnableDebug, /debug/pprof/ and /debug/logs. Everything else is 404.
+func NewMetrics(cfg MetricsConfig) http.Handler {
+	h := &handler{gatherer: cfg.Gatherer, log: cfg.Logger, dc: "dc1"}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agent/metrics", h.metrics)
+	if cfg.EnableDebug {
+		// pprof.Index serves every named profile (/debug/pprof/heap,
+		// /debug/pprof/goroutine, ...); the others are not profiles.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if cfg.Logs != nil {
+			mux.HandleFunc("GET /debug/logs", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Write(cfg.Logs())
+			})
+		}
+	}
+	return mux
 }

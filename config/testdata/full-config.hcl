@@ -86,7 +86,14 @@ service {
   check {
     ttl = "30s"
   }
+  identity {
+    uid  = 1001
+    path = "/usr/local/bin/db"
+  }
 }
 
 # Set after the services so that their line numbers stay put.
 log_json = true
+metrics_addr = "127.0.0.1:19100"
+enable_debug = true
+workload_socket = "/run/warren-test/workload.sock"

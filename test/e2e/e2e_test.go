@@ -162,3 +162,25 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPortInUseIsAnErrorNotACrash starts warren dev with its DNS port
+// taken: it must exit 1 with a message naming the port, after releasing
+// what it had already started.
+func TestPortInUseIsAnErrorNotACrash(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.LocalAddr().(*net.UDPAddr).Port
+	tcp, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Skipf("TCP port %d not free: %v", port, err)
+	}
+	defer tcp.Close()
+	_, errOut, code := run(t, "dev", "-http-port", strconv.Itoa(freePort(t)), "-server-port", strconv.Itoa(freePort(t)),
+		"-serf-lan-port", strconv.Itoa(freePort(t)), "-grpc-port", "-1", "-dns-port", strconv.Itoa(port))
+	if code != 1 || strings.Contains(errOut, "panic") || !strings.Contains(errOut, strconv.Itoa(port)) {
+		t.Fatalf("dev with DNS port %d taken: exit %d, stderr:\n%s", port, code, errOut)
+	}
+}
