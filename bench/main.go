@@ -55,6 +55,8 @@ var benchmarks = []benchmark{
 	{"dns", "DNS queries per second (dnsperf) vs a bare miekg/dns server", runDNS},
 	{"agent", "client agent resident memory and failure detection", runAgentBench},
 	{"recovery", "recovery from leader loss, partition and agent kill, in network namespaces (root)", runRecovery},
+	{"connect", "leaf signing throughput (in-process servers, no rate limit) and registration to first leaf", runConnect},
+	{"views", "catalog change to 1,000 agent views (agent/view over gRPC)", runViews}, {"sidecars", "upstream change to 50 sidecars' EDS, agent RSS", runSidecars},
 }
 
 func main() {

@@ -221,6 +221,14 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	// Followers learn a new commit index on the next AppendEntries; with
+	// no new entries that comes after CommitTimeout. 10 ms instead of 50
+	// ms keeps followers' state stores (and the agent views and stale
+	// reads they serve) within ~10 ms of the leader, for ~100 empty
+	// AppendEntries a second per follower when idle. Measured with make
+	// bench -only views: views on followers saw a change 75-106 ms after
+	// the leader's at 50 ms.
+	rc.CommitTimeout = 10 * time.Millisecond
 	t := s.cfg.Raft
 	setDur(&rc.HeartbeatTimeout, t.HeartbeatTimeout)
 	setDur(&rc.ElectionTimeout, t.ElectionTimeout)
