@@ -129,7 +129,7 @@ func New(cfg Config) (*State, error) {
 		clusterSize: cfg.ClusterSize,
 		interval:    cfg.SyncInterval,
 		onSync:      cfg.OnSync,
-		debounce:    50 * time.Millisecond,
+		debounce:    10 * time.Millisecond, // coalesces a burst; a change reaches the servers within ~10 ms plus a commit
 		backoffBase: 250 * time.Millisecond,
 		backoffMax:  30 * time.Second,
 		callTimeout: 30 * time.Second,
