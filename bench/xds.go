@@ -54,7 +54,6 @@ type edsClient struct {
 	id      string
 	mu      sync.Mutex
 	updates []edsUpdate
-	changed chan struct{}
 	err     error
 }
 
