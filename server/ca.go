@@ -48,6 +48,12 @@ type caState struct {
 	signerMu  sync.Mutex
 	signer    *connect.Signer
 	signerFor string // root ID + signing key ID the signer was built for
+	// The decoded active root and config, for signing, valid while the
+	// roots' and config's meta rows keep these modify indexes.
+	signAt     [2]uint64
+	signActive *connect.Root
+	signCfg    connect.CAConfig
+	signIdx    uint64
 
 	limiter *rate.Limiter
 
@@ -390,6 +396,44 @@ func (s *Server) signer(active *connect.Root) (*connect.Signer, error) {
 	return sg, nil
 }
 
+// signingCA returns the active root and the CA config, decoding them only
+// when their rows changed: signing is the hot path of the CA, and decoding
+// every root (keys included) per request was most of its cost. The result
+// is read-only.
+func (s *Server) signingCA() (*connect.Root, connect.CAConfig, uint64, error) {
+	_, re, err := s.store.MetaEntry(nil, metaCARoots)
+	if err != nil {
+		return nil, connect.CAConfig{}, 0, err
+	}
+	_, ce, err := s.store.MetaEntry(nil, metaCAConfig)
+	if err != nil {
+		return nil, connect.CAConfig{}, 0, err
+	}
+	var at [2]uint64
+	if re != nil {
+		at[0] = re.ModifyIndex
+	}
+	if ce != nil {
+		at[1] = ce.ModifyIndex
+	}
+	s.ca.signerMu.Lock()
+	if s.ca.signActive != nil && s.ca.signAt == at {
+		active, cfg, idx := s.ca.signActive, s.ca.signCfg, s.ca.signIdx
+		s.ca.signerMu.Unlock()
+		return active, cfg, idx, nil
+	}
+	s.ca.signerMu.Unlock()
+	roots, cfg, idx, err := s.loadCA(nil)
+	if err != nil {
+		return nil, cfg, 0, err
+	}
+	active := connect.ActiveRoot(roots)
+	s.ca.signerMu.Lock()
+	s.ca.signAt, s.ca.signActive, s.ca.signCfg, s.ca.signIdx = at, active, cfg, idx
+	s.ca.signerMu.Unlock()
+	return active, cfg, idx, nil
+}
+
 // localSign signs a leaf for a service registered on the requesting node.
 // Refusals are counted by reason and logged without the CSR.
 func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.SignReply, err error) {
@@ -436,11 +480,10 @@ func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.
 	if !found {
 		return nil, &connect.SignError{Reason: connect.ReasonWrongID, Detail: fmt.Sprintf("service %q is not registered on node %q", req.Service, req.Node)}
 	}
-	roots, cfg, idx, err := s.loadCA(nil)
+	active, cfg, idx, err := s.signingCA()
 	if err != nil {
 		return nil, err
 	}
-	active := connect.ActiveRoot(roots)
 	if !hasKeys(active) {
 		return nil, fmt.Errorf("%w: the CA has no active root yet", catalog.ErrNoLeader)
 	}
