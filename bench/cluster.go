@@ -121,9 +121,15 @@ func (c *cluster) startProc(bin string, p *proc, serfPort int) error {
 	if err := os.MkdirAll(p.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	return c.launch(bin, p, args)
+}
+
+// launch starts p as `bin args...` with its output in p.logPath and c.env
+// added to the environment, and watches for its exit.
+func (c *cluster) launch(bin string, p *proc, args []string) error {
 	logf, err := os.Create(p.logPath)
 	if err != nil {
-		return fmt.Errorf("create server log: %w", err)
+		return fmt.Errorf("create %s log: %w", p.name, err)
 	}
 	defer logf.Close() // the child holds its own descriptor
 	cmd := exec.Command(bin, args...)

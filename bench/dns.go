@@ -236,25 +236,10 @@ func startDNSDev(ctx context.Context, bin, dir string, keep bool, env ...string)
 		"-config-file", cfgFile,
 		"-log-level", "warn",
 	}
-	logf, err := os.Create(p.logPath)
-	if err != nil {
-		return c, "", fmt.Errorf("create dev log: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
 	// dev keeps its data in its own temp dir and removes it on exit.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return c, "", fmt.Errorf("start warren dev: %w", err)
+	if err := c.launch(bin, p, args); err != nil {
+		return c, "", err
 	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
 	c.procs = []*proc{p}
 	c.leader = p
 	log.Printf("dns: warren dev started (http %s, dns %s), log %s", p.httpAddr, dnsAddr, p.logPath)

@@ -6,7 +6,6 @@ import (
 	"log"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -78,44 +77,19 @@ func btoi(b bool) int {
 // registerMany registers n instances concurrently through base, instance
 // i being service i%10 of node i/10. Every registration must succeed.
 func registerMany(ctx context.Context, base string, n int) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range memWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hc := newClient(1)
-			defer hc.CloseIdleConnections()
-			for i := range jobs {
-				in := instance{
-					node:      fmt.Sprintf("mem-node-%05d", i/memServicesPerNode),
-					nodeAddr:  loopback,
-					service:   memService(i % memServicesPerNode),
-					serviceID: fmt.Sprintf("mem-%05d-%d", i/memServicesPerNode, i%memServicesPerNode),
-					port:      20000 + i%memServicesPerNode,
-				}
-				if err := register(ctx, hc, base, in); err != nil {
-					cancel(fmt.Errorf("register %s: %w", in.serviceID, err))
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+	return forEachParallel(ctx, n, memWorkers, func(hc *httpClient, i int) error {
+		in := instance{
+			node:      fmt.Sprintf("mem-node-%05d", i/memServicesPerNode),
+			nodeAddr:  loopback,
+			service:   memService(i % memServicesPerNode),
+			serviceID: fmt.Sprintf("mem-%05d-%d", i/memServicesPerNode, i%memServicesPerNode),
+			port:      20000 + i%memServicesPerNode,
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
+		if err := register(ctx, hc, base, in); err != nil {
+			return fmt.Errorf("register %s: %w", in.serviceID, err)
+		}
+		return nil
+	})
 }
 
 // rss reads each server's VmRSS in kB (-1 when unreadable).

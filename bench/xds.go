@@ -7,12 +7,10 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -299,20 +297,9 @@ func startXDSDev(ctx context.Context, bin, dir string, keep bool) (c *cluster, g
 		"-server-port", strconv.Itoa(ports[0]), "-http-port", strconv.Itoa(ports[1]),
 		"-serf-lan-port", strconv.Itoa(ports[2]), "-dns-port", "-1",
 		"-grpc-port", strconv.Itoa(ports[3]), "-log-level", "warn"}
-	logf, err := os.Create(p.logPath)
-	if err != nil {
+	if err := c.launch(bin, p, args); err != nil {
 		return c, "", err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return c, "", fmt.Errorf("start warren dev: %w", err)
-	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
-	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
 	c.procs = []*proc{p}
 	c.leader = p
 	log.Printf("sidecars: warren dev started (http %s, xDS %s), log %s", p.httpAddr, grpcAddr, p.logPath)

@@ -351,9 +351,6 @@ func (s *Server) NodeID() string { return s.meta.NodeID }
 // Addr is the address other servers reach this one at.
 func (s *Server) Addr() string { return s.cfg.AdvertiseAddr }
 
-// Store is the server's state store (read-only use).
-func (s *Server) Store() *state.Store { return s.store }
-
 // IsLeader reports whether this server is the ready leader.
 func (s *Server) IsLeader() bool {
 	return s.leaderReady.Load() && s.raft.State() == raft.Leader
@@ -365,8 +362,6 @@ func (s *Server) LeaderAddr() string {
 	return string(addr)
 }
 
-// AppliedIndex is the index of the last entry applied to the state store.
-func (s *Server) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
-
-// LeadershipTransfer asks Raft to hand leadership to another server.
-func (s *Server) LeadershipTransfer() error { return s.raft.LeadershipTransfer().Error() }
+// Store is the server's state store, for tests that inspect it (read-only
+// use).
+func (s *Server) Store() *state.Store { return s.store }

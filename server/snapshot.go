@@ -69,7 +69,7 @@ func (s *Server) localSnapshotSave(_ context.Context, _ *rpc.Empty) (*rpc.Snapsh
 	if f.Error() == nil {
 		meta, rc, err = f.Open()
 	} else {
-		meta, rc, err = s.openLatestSnapshot()
+		meta, rc, err = s.streamStore()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot: %w", err)
@@ -88,15 +88,10 @@ func (s *Server) localSnapshotSave(_ context.Context, _ *rpc.Empty) (*rpc.Snapsh
 	return &rpc.SnapshotReply{Data: buf.Bytes()}, nil
 }
 
-// openLatestSnapshot opens the newest snapshot on disk, for when nothing
-// was written since it was taken.
-func (s *Server) openLatestSnapshot() (*raft.SnapshotMeta, io.ReadCloser, error) {
-	f := s.raft.Snapshot()
-	if err := f.Error(); err == nil {
-		return f.Open()
-	}
-	// Raft refuses to snapshot twice at one index; the state is then
-	// exactly the store's, so stream the store.
+// streamStore streams the state store itself, for when Raft refuses a new
+// snapshot because nothing was applied since the last one: the store then
+// holds exactly the applied state.
+func (s *Server) streamStore() (*raft.SnapshotMeta, io.ReadCloser, error) {
 	snap := s.store.Snapshot()
 	pr, pw := io.Pipe()
 	go func() {

@@ -186,24 +186,3 @@ func instance(tx *memdb.Txn, svc *catalog.Service) (catalog.CheckServiceNode, bo
 	}
 	return csn, true
 }
-
-// ServicesOnNode returns the names of the services with an instance on
-// node.
-func (s *Store) ServicesOnNode(node string) []string {
-	tx := s.gen().db.Txn(false)
-	defer tx.Abort()
-	it, err := tx.Get(tableServices, "id_prefix", node)
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		name := raw.(*catalog.Service).Name
-		if !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	return out
-}
