@@ -237,6 +237,10 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 		return http.StatusServiceUnavailable, "No cluster leader", false
 	case errors.Is(err, catalog.ErrNotFound):
 		return http.StatusNotFound, err.Error(), false
+	case errors.Is(err, catalog.ErrACLNotFound):
+		return http.StatusForbidden, "ACL not found", false
+	case errors.Is(err, catalog.ErrPermissionDenied):
+		return http.StatusForbidden, err.Error(), false
 	case errors.Is(err, catalog.ErrRateLimited):
 		return http.StatusTooManyRequests, "rate limit exceeded, retry", false
 	case errors.Is(err, catalog.ErrUnknownDatacenter):

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/rpc/pb"
 )
 
@@ -21,6 +23,24 @@ const MaxMessageSize = 512 << 20
 type Pool struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	// token is the ACL token secret of calls whose context carries none
+	// (acl.WithSecret): an agent's own token.
+	token atomic.Pointer[string]
+}
+
+// SetToken sets the ACL token secret sent with calls whose context carries
+// none, and with watch streams.
+func (p *Pool) SetToken(secret string) { p.token.Store(&secret) }
+
+// tokenFor is the secret a call made with ctx carries.
+func (p *Pool) tokenFor(ctx context.Context) string {
+	if s, ok := acl.SecretFrom(ctx); ok {
+		return s
+	}
+	if t := p.token.Load(); t != nil {
+		return *t
+	}
+	return ""
 }
 
 // NewPool returns an empty pool. Close it to release its connections.
@@ -72,7 +92,7 @@ func (p *Pool) call(ctx context.Context, addr, method string, req, reply any, fo
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
-	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body, Forwarded: forwarded})
+	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body, Forwarded: forwarded, Token: p.tokenFor(ctx)})
 	if err != nil {
 		return FromStatus(err)
 	}
@@ -110,5 +130,5 @@ func (p *Pool) Watch(ctx context.Context, addr string) (grpc.ServerStreamingClie
 	if err != nil {
 		return nil, err
 	}
-	return c.Watch(ctx, &pb.WatchRequest{})
+	return c.Watch(ctx, &pb.WatchRequest{Token: p.tokenFor(ctx)})
 }
