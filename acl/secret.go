@@ -17,3 +17,11 @@ func SecretFrom(ctx context.Context) (string, bool) {
 	s, ok := ctx.Value(secretKey{}).(string)
 	return s, ok
 }
+
+type noSecret struct{}
+
+// WithoutSecret returns ctx without the request's token secret: calls made
+// with it use the caller's own token (an agent's), not the request's.
+func WithoutSecret(ctx context.Context) context.Context {
+	return context.WithValue(ctx, secretKey{}, noSecret{})
+}

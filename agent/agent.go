@@ -83,6 +83,7 @@ type Agent struct {
 	updates chan checks.Update
 	metrics *agentMetrics
 	leaves  *leafManager
+	acls    *aclCache
 	// identities are the Workload API selectors of local services, by
 	// service ID (guarded by mu); identitiesChanged is closed at their
 	// next change (agent/workload.go).
@@ -104,6 +105,7 @@ func New(cfg Config) (*Agent, error) {
 	// The gauges read a.local and a.view at scrape time, after New.
 	a.metrics = newAgentMetrics(cfg.Metrics, a)
 	a.router = &serverRouter{pool: cfg.Pool, gsp: cfg.Gossip, dc: cfg.Datacenter, local: cfg.ServerRPCAddr}
+	a.acls = &aclCache{a: a, m: map[string]cachedToken{}}
 	var err error
 	a.local, err = local.New(local.Config{
 		Node:         a.node(),

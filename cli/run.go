@@ -305,6 +305,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			// default_intention_policy (not a config key yet): allow in
 			// dev, deny otherwise.
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
+			ACL: server.ACLConfig{Enabled: cfg.ACL.Enabled, DefaultAllow: cfg.ACL.DefaultPolicy == "allow",
+				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -324,6 +326,28 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	}
 	if backend == nil {
 		backend = p.agent.Backend()
+	}
+	// The agent calls the servers with its token; the agent inside a
+	// server process, without one, with its server's process-local
+	// secret.
+	switch {
+	case cfg.ACL.Tokens.Agent != "":
+		p.pool.SetToken(cfg.ACL.Tokens.Agent)
+	case p.server != nil:
+		p.pool.SetToken(p.server.LocalAgentToken())
+	case cfg.ACL.Enabled:
+		log.Warn("ACLs are enabled and acl.tokens.agent is not set: this agent calls the servers with the anonymous token, which a default-deny cluster refuses")
+	}
+	var resolver httpapi.ACLResolver
+	switch {
+	case !cfg.ACL.Enabled && cfg.Mode == config.ModeDev:
+		log.Warn("ACLs are disabled in dev mode: every request is allowed")
+	case !cfg.ACL.Enabled:
+		log.Warn("ACLs are disabled (acl { enabled = false }): every request is allowed; do not run a production cluster like this")
+	case p.server != nil:
+		resolver = p.server
+	default:
+		resolver = p.agent
 	}
 	if err = p.listenWorkload(); err != nil {
 		return nil, err
@@ -365,6 +389,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
 		Registerer: p.httpDNSMetrics(), Gatherer: p.gatherer(), Ready: p.ready,
+		ACL: resolver, DefaultToken: cfg.ACL.Tokens.Default,
 		Logger: log.With("subsystem", "http"),
 	})
 	return p, nil

@@ -88,6 +88,10 @@ type Config struct {
 
 	DNS DNSConfig
 
+	// ACL is access control (acl { ... }): on by default for servers and
+	// agents, off in dev mode.
+	ACL ACLConfig
+
 	// MetricsAddr is host:port of a separate HTTP listener serving only
 	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none
 	// (key metrics_addr, flag -metrics-addr).
@@ -109,6 +113,31 @@ type Config struct {
 
 	// Files lists the files that were read, in order (for logging).
 	Files []string
+}
+
+// ACLConfig is the acl { } block, Consul's keys.
+type ACLConfig struct {
+	// Enabled turns ACL enforcement on (acl.enabled).
+	Enabled bool
+	// DefaultPolicy is "allow" or "deny" (acl.default_policy): what a
+	// token may do where no rule says.
+	DefaultPolicy string
+	// EnableTokenForDNS makes DNS answer with the default token's view
+	// (acl.enable_token_for_dns); without it DNS answers everything.
+	EnableTokenForDNS bool
+	// Tokens are secrets: never log them.
+	Tokens ACLTokens
+}
+
+// ACLTokens are the acl.tokens { } secrets.
+type ACLTokens struct {
+	// InitialManagement is made a management token at the first
+	// leadership (servers only).
+	InitialManagement string
+	// Agent is the token the agent calls the servers with.
+	Agent string
+	// Default is the token of HTTP requests that carry none.
+	Default string
 }
 
 // DNSConfig is the DNS interface's configuration.
@@ -170,9 +199,12 @@ func load(mode Mode, f *Flags, h host) (*Config, error) {
 	b := newBuilder(mode, h)
 	if f != nil {
 		for _, s := range f.sources {
-			if s.dir {
+			switch {
+			case s.hcl != "":
+				b.readHCL(s.path, s.hcl)
+			case s.dir:
 				b.readDir(s.path)
-			} else {
+			default:
 				b.readFile(s.path)
 			}
 		}
@@ -238,7 +270,10 @@ func defaults(mode Mode, h host) Config {
 	}
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket
+		// Secure by default: ACLs on, deny what no rule allows.
+		c.ACL.Enabled = true
 	}
+	c.ACL.DefaultPolicy = "deny"
 	if mode == ModeDev {
 		c.BindAddr = "127.0.0.1"
 		c.BootstrapExpect = 1

@@ -85,6 +85,11 @@ func TestLoad_FullConfig(t *testing.T) {
 		EnableDebug: true,
 
 		WorkloadSocket: "/run/warren-test/workload.sock",
+		ACL: ACLConfig{Enabled: true, DefaultPolicy: "allow", EnableTokenForDNS: true, Tokens: ACLTokens{
+			InitialManagement: "00000000-1111-2222-3333-444444444444",
+			Agent:             "aaaaaaaa-1111-2222-3333-444444444444",
+			Default:           "dddddddd-1111-2222-3333-444444444444",
+		}},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -229,6 +234,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
+			ACL: ACLConfig{DefaultPolicy: "deny"},
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -237,6 +243,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			WorkloadSocket: DefaultWorkloadSocket,
+			ACL:            ACLConfig{Enabled: true, DefaultPolicy: "deny"},
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -245,6 +252,7 @@ func TestLoad_Defaults(t *testing.T) {
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 			WorkloadSocket: DefaultWorkloadSocket,
+			ACL:            ACLConfig{Enabled: true, DefaultPolicy: "deny"},
 		}},
 	}
 	for _, tt := range tests {

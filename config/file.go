@@ -56,6 +56,12 @@ var fields = []struct {
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	{"acl.enabled", func(c *Config) any { return &c.ACL.Enabled }},
+	{"acl.default_policy", func(c *Config) any { return &c.ACL.DefaultPolicy }},
+	{"acl.enable_token_for_dns", func(c *Config) any { return &c.ACL.EnableTokenForDNS }},
+	{"acl.tokens.initial_management", func(c *Config) any { return &c.ACL.Tokens.InitialManagement }},
+	{"acl.tokens.agent", func(c *Config) any { return &c.ACL.Tokens.Agent }},
+	{"acl.tokens.default", func(c *Config) any { return &c.ACL.Tokens.Default }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -68,8 +74,9 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }.
-var sections = []string{"ports", "dns_config"}
+// sections are the blocks that group keys: ports { http = 8500 }; a dot
+// nests one in another (acl { tokens { agent = "..." } }).
+var sections = []string{"ports", "dns_config", "acl", "acl.tokens"}
 
 // Top-level keys that fields does not list.
 const (
@@ -82,10 +89,12 @@ const (
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	if prefix == "" {
-		for _, sec := range sections {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+	for _, sec := range sections {
+		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: name})
 		}
+	}
+	if prefix == "" {
 		// These may be written as blocks (node_meta { rack = "a" },
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
@@ -101,6 +110,18 @@ func schema(prefix string) *hcl.BodySchema {
 		}
 	}
 	return s
+}
+
+// readHCL merges an inline HCL fragment (-hcl) into b; name stands for
+// the file in errors.
+func (b *builder) readHCL(name, src string) {
+	file, diags := hclparse.NewParser().ParseHCL([]byte(src), name)
+	if file == nil || diags.HasErrors() {
+		b.addDiags("", diags, name)
+		return
+	}
+	b.cfg.Files = append(b.cfg.Files, name)
+	b.decodeBody(file.Body, "")
 }
 
 // readFile merges one HCL or JSON file into b, key by key.
@@ -157,11 +178,11 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
 		default:
 			if seen[blk.Type] {
-				b.errs = append(b.errs, keyErr(pos(blk.DefRange), blk.Type, "defined more than once in this file"))
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), prefix+blk.Type, "defined more than once in this file"))
 				continue
 			}
 			seen[blk.Type] = true
-			b.decodeBody(blk.Body, blk.Type+".")
+			b.decodeBody(blk.Body, prefix+blk.Type+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })

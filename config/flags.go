@@ -20,6 +20,8 @@ type Flags struct {
 type configSource struct {
 	path string
 	dir  bool
+	// hcl is an inline fragment (-hcl); path is then its name in errors.
+	hcl string
 }
 
 // flagNames maps Consul's flag names to config keys.
@@ -57,6 +59,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.Var(sourceFlag{f, true}, "config-dir", "directory of *.hcl and *.json config files, read in lexical order (repeatable)")
 	fs.Var(sourceFlag{f, false}, "config-file", "config file, .hcl or .json (repeatable)")
+	fs.Var(hclFlag{f}, "hcl", "HCL config fragment, read after the config files and dirs before it, e.g. -hcl 'acl { enabled = false }' (repeatable)")
 	for _, n := range flagNames {
 		v := &flagValue{name: n.flag, key: n.key}
 		f.values = append(f.values, v)
@@ -80,6 +83,22 @@ func (s sourceFlag) String() string { return "" }
 
 func (s sourceFlag) Set(v string) error {
 	s.f.sources = append(s.f.sources, configSource{path: v, dir: s.dir})
+	return nil
+}
+
+// hclFlag appends an inline HCL fragment to the sources, as Consul's -hcl.
+type hclFlag struct{ f *Flags }
+
+func (hclFlag) String() string { return "" }
+
+func (h hclFlag) Set(v string) error {
+	n := 0
+	for _, s := range h.f.sources {
+		if s.hcl != "" {
+			n++
+		}
+	}
+	h.f.sources = append(h.f.sources, configSource{path: fmt.Sprintf("flag -hcl #%d", n+1), hcl: v})
 	return nil
 }
 

@@ -72,6 +72,15 @@ func (b *builder) validate() {
 		c.RetryJoin[i] = addr
 	}
 
+	switch c.ACL.DefaultPolicy {
+	case "allow", "deny":
+	default:
+		check("acl.default_policy", fmt.Errorf("%q is not allow or deny", c.ACL.DefaultPolicy))
+	}
+	if c.ACL.Tokens.InitialManagement != "" && !c.Server {
+		check("acl.tokens.initial_management", fmt.Errorf("only a server may set it; the mode is %s", c.Mode))
+	}
+
 	if c.RetryInterval <= 0 {
 		check("retry_interval", fmt.Errorf("must be positive, got %s", c.RetryInterval))
 	}

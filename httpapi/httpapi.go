@@ -49,6 +49,13 @@ type Config struct {
 	// Ready reports whether the process is ready to serve, and if not,
 	// what is missing, for /v1/agent/health/ready. Nil means always ready.
 	Ready func() (bool, map[string]string)
+	// ACL resolves request tokens; nil runs without ACLs (every request
+	// allowed). The /v1/acl endpoints need a Backend that is also an
+	// ACLBackend.
+	ACL ACLResolver
+	// DefaultToken is the token of requests that carry none (Consul's
+	// acl.tokens.default); "" is the anonymous token.
+	DefaultToken string
 }
 
 type handler struct {
@@ -61,13 +68,19 @@ type handler struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	shared   *sharedBodies
+
+	acl          ACLResolver
+	aclBackend   ACLBackend
+	defaultToken string
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies()}
+		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies(),
+		acl: cfg.ACL, defaultToken: cfg.DefaultToken}
+	h.aclBackend, _ = cfg.Backend.(ACLBackend)
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "warren", Subsystem: "http", Name: "requests_total",
 		Help: "HTTP requests by route template, method and status code.",
@@ -149,7 +162,10 @@ func New(cfg Config) http.Handler {
 	} {
 		mux.HandleFunc(pattern, fn)
 	}
-	return h.logRequests(mux)
+	for pattern, fn := range h.aclRoutes() {
+		mux.HandleFunc(pattern, fn)
+	}
+	return h.logRequests(h.withIdentity(mux))
 }
 
 // queryFunc answers a blocking read: the body to encode and the meta that

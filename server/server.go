@@ -64,6 +64,8 @@ type Config struct {
 	// DefaultIntentionAllow is default_intention_policy: whether a
 	// connection that no intention matches is allowed.
 	DefaultIntentionAllow bool
+	// ACL is the access control configuration (server/acl.go).
+	ACL ACLConfig
 	Version               string
 	Logger                *slog.Logger
 }
@@ -103,6 +105,7 @@ type Server struct {
 	storeLogs prometheus.Histogram
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
+	acl       *aclState
 	lastPrune time.Time  // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
@@ -134,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
 		targets: map[string]bool{}, discovered: make(chan struct{}, 1), storeLogs: storeLogsHistogram(),
 		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
+	s.acl = newACLState(cfg.ACL)
 	ok := false
 	defer func() {
 		if !ok {

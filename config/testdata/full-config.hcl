@@ -97,3 +97,14 @@ log_json = true
 metrics_addr = "127.0.0.1:19100"
 enable_debug = true
 workload_socket = "/run/warren-test/workload.sock"
+
+acl {
+  enabled              = true
+  default_policy       = "allow"
+  enable_token_for_dns = true
+  tokens {
+    initial_management = "00000000-1111-2222-3333-444444444444"
+    agent              = "aaaaaaaa-1111-2222-3333-444444444444"
+    default            = "dddddddd-1111-2222-3333-444444444444"
+  }
+}

@@ -128,7 +128,11 @@ func (c *Cluster) Start(n *Node) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.Server, n.cancel, n.done = srv, cancel, make(chan error, 1)
 	go func() { n.done <- srv.Run(ctx) }()
-	n.HTTP = httptest.NewServer(httpapi.New(httpapi.Config{Backend: srv, Logger: Logger(n.Name), Datacenter: cfg.Datacenter}))
+	hc := httpapi.Config{Backend: srv, Logger: Logger(n.Name), Datacenter: cfg.Datacenter}
+	if cfg.ACL.Enabled {
+		hc.ACL = srv
+	}
+	n.HTTP = httptest.NewServer(httpapi.New(hc))
 }
 
 // Stop stops a node cleanly; its data dir stays for a restart.
