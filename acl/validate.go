@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/google/uuid"
+
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -62,9 +64,16 @@ func ValidateRole(r *Role) error {
 	return validateIdentities(r.ServiceIdentities, r.NodeIdentities)
 }
 
-// ValidateToken checks a token a client wants to write (its links and
-// identities; the secret and accessor are the server's business).
+// ValidateToken checks a token a client wants to write: its AccessorID
+// when the client chose one (a UUID, as Consul requires), description,
+// links and identities. The secret is checked by ValidateSecretID (a
+// Token holds only its hash).
 func ValidateToken(t *Token) error {
+	if t.AccessorID != "" {
+		if err := validateUUID("AccessorID", t.AccessorID); err != nil {
+			return err
+		}
+	}
 	if err := validateDescription(t.Description); err != nil {
 		return err
 	}
@@ -80,6 +89,23 @@ func ValidateToken(t *Token) error {
 		}
 	}
 	return validateIdentities(t.ServiceIdentities, t.NodeIdentities)
+}
+
+// ValidateSecretID checks a SecretID a client chose for a new token: a
+// UUID, as Consul requires (which also keeps it from looking like the
+// 64-hex-digit hash it is stored as).
+func ValidateSecretID(secret string) error {
+	return validateUUID("SecretID", secret)
+}
+
+func validateUUID(field, s string) error {
+	if len(s) != 36 {
+		return fieldErr(field, "must be a UUID (36 characters, got %d)", len(s))
+	}
+	if _, err := uuid.Parse(s); err != nil {
+		return fieldErr(field, "%q is not a UUID", s)
+	}
+	return nil
 }
 
 func validateDescription(d string) error {

@@ -45,6 +45,11 @@ func TestValidate(t *testing.T) {
 		{"token node identity bad name", ValidateToken(&Token{NodeIdentities: []NodeIdentity{{NodeName: "h/../x", Datacenter: "dc1"}}}),
 			"NodeIdentities[0].NodeName", `"h/../x"`},
 		{"token description too long", ValidateToken(&Token{Description: long(MaxDescriptionLen + 1)}), "Description", "longer than"},
+		{"token accessor not a UUID", ValidateToken(&Token{AccessorID: "../../etc/passwd"}), "AccessorID", "must be a UUID"},
+		{"token accessor UUID", ValidateToken(&Token{AccessorID: "6a1253d2-1785-24fd-91c2-f8e78c745511"}), "", ""},
+		{"secret UUID", ValidateSecretID("6a1253d2-1785-24fd-91c2-f8e78c745511"), "", ""},
+		{"secret with the right length", ValidateSecretID("6a1253d2-1785-24fd-91c2-f8e78c74551x"), "SecretID", "is not a UUID"},
+		{"secret that looks like a stored hash", ValidateSecretID(HashSecret("x")), "SecretID", "must be a UUID"},
 		{"token too many policies", ValidateToken(&Token{Policies: make([]PolicyLink, MaxLinks+1)}), "Policies", "more than"},
 	}
 	for _, tt := range tests {
