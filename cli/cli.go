@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"connect":     {"mesh helpers (grpc-bootstrap for proxyless gRPC clients)", runConnect},
 		"catalog":     {"list services and nodes in the catalog", runCatalog},
 		"intention":   {"create, delete, check and list intentions", runIntention},
+		"acl":         {"bootstrap ACLs; manage tokens, policies and roles", runACL},
 		"operator":    {"operate the raft cluster (raft list-peers, raft remove-peer)", runOperator},
 		"snapshot":    {"save or restore a snapshot of the whole state", runSnapshot},
 		"validate":    {"check a config dir without starting anything", runValidate},
