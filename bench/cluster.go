@@ -114,6 +114,8 @@ func (c *cluster) startProc(bin string, p *proc, serfPort int) error {
 		"-bootstrap-expect", strconv.Itoa(clusterSize),
 		"-retry-interval", "1s",
 		"-log-level", "warn",
+		// Open, as the figures recorded before ACLs existed.
+		"-hcl", "acl {\n enabled = false\n}\n",
 	}
 	for _, q := range c.procs {
 		args = append(args, "-retry-join", q.serfAddr)

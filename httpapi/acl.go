@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warren-mesh/warren/acl"
+	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -99,150 +100,83 @@ func setFiltered(w http.ResponseWriter, filtered bool) {
 	}
 }
 
-// The ACL API's wire types, Consul's JSON shapes.
-type (
-	aclLink struct {
-		ID   string `json:",omitempty"`
-		Name string `json:",omitempty"`
-	}
-	aclServiceIdentity struct {
-		ServiceName string
-		Datacenters []string `json:",omitempty"`
-	}
-	aclNodeIdentity struct {
-		NodeName   string
-		Datacenter string
-	}
-	aclToken struct {
-		AccessorID        string
-		SecretID          string `json:",omitempty"`
-		Description       string
-		Policies          []aclLink            `json:",omitempty"`
-		Roles             []aclLink            `json:",omitempty"`
-		ServiceIdentities []aclServiceIdentity `json:",omitempty"`
-		NodeIdentities    []aclNodeIdentity    `json:",omitempty"`
-		Local             bool
-		ExpirationTime    *time.Time     `json:",omitempty"`
-		ExpirationTTL     jsonDuration   `json:",omitempty"`
-		CreateTime        time.Time      `json:",omitzero"`
-		Hash              []byte         `json:",omitempty"`
-		CreateIndex       uint64
-		ModifyIndex       uint64
-	}
-	aclPolicy struct {
-		ID          string
-		Name        string
-		Description string
-		Rules       string   `json:",omitempty"`
-		Datacenters []string `json:",omitempty"`
-		Hash        []byte   `json:",omitempty"`
-		CreateIndex uint64
-		ModifyIndex uint64
-	}
-	aclRole struct {
-		ID                string
-		Name              string
-		Description       string
-		Policies          []aclLink            `json:",omitempty"`
-		ServiceIdentities []aclServiceIdentity `json:",omitempty"`
-		NodeIdentities    []aclNodeIdentity    `json:",omitempty"`
-		Hash              []byte               `json:",omitempty"`
-		CreateIndex       uint64
-		ModifyIndex       uint64
-	}
-)
-
-// jsonDuration takes "1h30m" or a number of nanoseconds (what the Consul
-// Go client sends for a time.Duration).
-type jsonDuration time.Duration
-
-func (d *jsonDuration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return badRequest("ExpirationTTL: %q is not a duration such as \"1h\"", s)
-		}
-		*d = jsonDuration(v)
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return badRequest("ExpirationTTL: expected a duration such as \"1h\"")
-	}
-	*d = jsonDuration(n)
-	return nil
-}
-
 func hashOf(v any) []byte {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return sum[:]
 }
 
-func toLinks[T acl.PolicyLink | acl.RoleLink](ls []T) []aclLink {
-	out := make([]aclLink, 0, len(ls))
+func toLinks[T acl.PolicyLink | acl.RoleLink](ls []T) []*api.ACLLink {
+	out := make([]*api.ACLLink, 0, len(ls))
 	for _, l := range ls {
 		switch x := any(l).(type) {
 		case acl.PolicyLink:
-			out = append(out, aclLink{ID: x.ID, Name: x.Name})
+			out = append(out, &api.ACLLink{ID: x.ID, Name: x.Name})
 		case acl.RoleLink:
-			out = append(out, aclLink{ID: x.ID, Name: x.Name})
+			out = append(out, &api.ACLLink{ID: x.ID, Name: x.Name})
 		}
 	}
 	return out
 }
 
-func policyLinks(ls []aclLink) []acl.PolicyLink {
+func policyLinks(ls []*api.ACLLink) []acl.PolicyLink {
 	out := make([]acl.PolicyLink, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, acl.PolicyLink{ID: l.ID, Name: l.Name})
+		if l != nil {
+			out = append(out, acl.PolicyLink{ID: l.ID, Name: l.Name})
+		}
 	}
 	return out
 }
 
-func roleLinks(ls []aclLink) []acl.RoleLink {
+func roleLinks(ls []*api.ACLLink) []acl.RoleLink {
 	out := make([]acl.RoleLink, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, acl.RoleLink{ID: l.ID, Name: l.Name})
+		if l != nil {
+			out = append(out, acl.RoleLink{ID: l.ID, Name: l.Name})
+		}
 	}
 	return out
 }
 
-func toServiceIdentities(in []acl.ServiceIdentity) []aclServiceIdentity {
-	out := make([]aclServiceIdentity, 0, len(in))
+func toServiceIdentities(in []acl.ServiceIdentity) []*api.ACLServiceIdentity {
+	out := make([]*api.ACLServiceIdentity, 0, len(in))
 	for _, s := range in {
-		out = append(out, aclServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
+		out = append(out, &api.ACLServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
 	}
 	return out
 }
 
-func fromServiceIdentities(in []aclServiceIdentity) []acl.ServiceIdentity {
+func fromServiceIdentities(in []*api.ACLServiceIdentity) []acl.ServiceIdentity {
 	out := make([]acl.ServiceIdentity, 0, len(in))
 	for _, s := range in {
-		out = append(out, acl.ServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
+		if s != nil {
+			out = append(out, acl.ServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
+		}
 	}
 	return out
 }
 
-func toNodeIdentities(in []acl.NodeIdentity) []aclNodeIdentity {
-	out := make([]aclNodeIdentity, 0, len(in))
+func toNodeIdentities(in []acl.NodeIdentity) []*api.ACLNodeIdentity {
+	out := make([]*api.ACLNodeIdentity, 0, len(in))
 	for _, n := range in {
-		out = append(out, aclNodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
+		out = append(out, &api.ACLNodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
 	}
 	return out
 }
 
-func fromNodeIdentities(in []aclNodeIdentity) []acl.NodeIdentity {
+func fromNodeIdentities(in []*api.ACLNodeIdentity) []acl.NodeIdentity {
 	out := make([]acl.NodeIdentity, 0, len(in))
 	for _, n := range in {
-		out = append(out, acl.NodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
+		if n != nil {
+			out = append(out, acl.NodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
+		}
 	}
 	return out
 }
 
-func wireToken(t *acl.Token, secret string) *aclToken {
-	out := &aclToken{AccessorID: t.AccessorID, SecretID: secret, Description: t.Description,
+func wireToken(t *acl.Token, secret string) *api.ACLToken {
+	out := &api.ACLToken{AccessorID: t.AccessorID, SecretID: secret, Description: t.Description,
 		Policies: toLinks(t.Policies), Roles: toLinks(t.Roles),
 		ServiceIdentities: toServiceIdentities(t.ServiceIdentities), NodeIdentities: toNodeIdentities(t.NodeIdentities),
 		Local: t.Local, ExpirationTime: t.ExpirationTime, CreateTime: t.CreateTime,
@@ -251,18 +185,15 @@ func wireToken(t *acl.Token, secret string) *aclToken {
 	return out
 }
 
-func wirePolicy(p *acl.Policy, withRules bool) *aclPolicy {
-	out := &aclPolicy{ID: p.ID, Name: p.Name, Description: p.Description, Rules: p.Rules,
+func wirePolicy(p *acl.Policy) *api.ACLPolicy {
+	out := &api.ACLPolicy{ID: p.ID, Name: p.Name, Description: p.Description, Rules: p.Rules,
 		Datacenters: p.Datacenters, CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex}
 	out.Hash = hashOf(out)
-	if !withRules {
-		out.Rules = ""
-	}
 	return out
 }
 
-func wireRole(r *acl.Role) *aclRole {
-	out := &aclRole{ID: r.ID, Name: r.Name, Description: r.Description, Policies: toLinks(r.Policies),
+func wireRole(r *acl.Role) *api.ACLRole {
+	out := &api.ACLRole{ID: r.ID, Name: r.Name, Description: r.Description, Policies: toLinks(r.Policies),
 		ServiceIdentities: toServiceIdentities(r.ServiceIdentities), NodeIdentities: toNodeIdentities(r.NodeIdentities),
 		CreateIndex: r.CreateIndex, ModifyIndex: r.ModifyIndex}
 	out.Hash = hashOf(out)
@@ -321,7 +252,7 @@ func pathUUID(r *http.Request, what string) (string, error) {
 
 func (h *handler) aclTokenWrite(create bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var in aclToken
+		var in api.ACLToken
 		if err := decodeJSON(w, r, &in); err != nil {
 			h.fail(w, r, err)
 			return
@@ -393,9 +324,13 @@ func (h *handler) aclTokenList(r *http.Request, q catalog.QueryOptions) (any, ca
 	if err := h.aclCall(r.Context(), acl.MethodTokenList, &acl.ReadRequest{Options: q}, &reply); err != nil {
 		return nil, catalog.QueryMeta{}, err
 	}
-	out := make([]*aclToken, 0, len(reply.Tokens))
+	out := make([]*api.ACLTokenListEntry, 0, len(reply.Tokens))
 	for _, t := range reply.Tokens {
-		out = append(out, wireToken(t, ""))
+		w := wireToken(t, "")
+		out = append(out, &api.ACLTokenListEntry{CreateIndex: w.CreateIndex, ModifyIndex: w.ModifyIndex,
+			AccessorID: w.AccessorID, Description: w.Description, Policies: w.Policies, Roles: w.Roles,
+			ServiceIdentities: w.ServiceIdentities, NodeIdentities: w.NodeIdentities, Local: w.Local,
+			ExpirationTime: w.ExpirationTime, CreateTime: w.CreateTime, Hash: w.Hash})
 	}
 	return out, reply.Meta, nil
 }
@@ -419,7 +354,7 @@ func (h *handler) aclDelete(method string) http.HandlerFunc {
 
 func (h *handler) aclPolicyWrite(create bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var in aclPolicy
+		var in api.ACLPolicy
 		if err := decodeJSON(w, r, &in); err != nil {
 			h.fail(w, r, err)
 			return
@@ -443,7 +378,7 @@ func (h *handler) aclPolicyWrite(create bool) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeJSON(w, r, wirePolicy(reply.Policy, true))
+		h.writeJSON(w, r, wirePolicy(reply.Policy))
 	}
 }
 
@@ -463,7 +398,7 @@ func (h *handler) aclPolicyRead(by string) queryFunc {
 		if err := h.aclCall(r.Context(), acl.MethodPolicyRead, &req, &reply); err != nil {
 			return nil, catalog.QueryMeta{}, err
 		}
-		return wirePolicy(reply.Policy, true), reply.Meta, nil
+		return wirePolicy(reply.Policy), reply.Meta, nil
 	}
 }
 
@@ -472,16 +407,18 @@ func (h *handler) aclPolicyList(r *http.Request, q catalog.QueryOptions) (any, c
 	if err := h.aclCall(r.Context(), acl.MethodPolicyList, &acl.ReadRequest{Options: q}, &reply); err != nil {
 		return nil, catalog.QueryMeta{}, err
 	}
-	out := make([]*aclPolicy, 0, len(reply.Policies))
+	out := make([]*api.ACLPolicyListEntry, 0, len(reply.Policies))
 	for _, p := range reply.Policies {
-		out = append(out, wirePolicy(p, false))
+		w := wirePolicy(p)
+		out = append(out, &api.ACLPolicyListEntry{ID: w.ID, Name: w.Name, Description: w.Description,
+			Datacenters: w.Datacenters, Hash: w.Hash, CreateIndex: w.CreateIndex, ModifyIndex: w.ModifyIndex})
 	}
 	return out, reply.Meta, nil
 }
 
 func (h *handler) aclRoleWrite(create bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var in aclRole
+		var in api.ACLRole
 		if err := decodeJSON(w, r, &in); err != nil {
 			h.fail(w, r, err)
 			return
@@ -535,7 +472,7 @@ func (h *handler) aclRoleList(r *http.Request, q catalog.QueryOptions) (any, cat
 	if err := h.aclCall(r.Context(), acl.MethodRoleList, &acl.ReadRequest{Options: q}, &reply); err != nil {
 		return nil, catalog.QueryMeta{}, err
 	}
-	out := make([]*aclRole, 0, len(reply.Roles))
+	out := make([]*api.ACLRole, 0, len(reply.Roles))
 	for _, x := range reply.Roles {
 		out = append(out, wireRole(x))
 	}

@@ -258,12 +258,29 @@ func (c *testCluster) newNode(t *testing.T, name string, server bool, join []str
 	if server {
 		n.args = append(n.args, "-bootstrap-expect", "3")
 	}
+	// ACLs are on, as in production: the servers make the management
+	// token, every node calls the servers with it and uses it for
+	// requests that carry none, so the tests' clients need no token.
+	// TestACLClusterAnonymous checks what a client without it gets.
+	n.args = append(n.args, "-hcl", clusterACL(server))
 	for _, j := range join {
 		n.args = append(n.args, "-retry-join", j)
 	}
 	n.args = append(n.args, o.extra...)
 	c.all = append(c.all, n)
 	return n
+}
+
+// clusterMgmtToken is the e2e clusters' management token.
+const clusterMgmtToken = "5b3e1f0a-9c2d-4e8f-a7b6-1d2c3e4f5a6b"
+
+func clusterACL(server bool) string {
+	initial := ""
+	if server {
+		initial = fmt.Sprintf("initial_management = %q\n", clusterMgmtToken)
+	}
+	return fmt.Sprintf("acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n %sagent = %q\n default = %q\n }\n}\n",
+		initial, clusterMgmtToken, clusterMgmtToken)
 }
 
 // addAgent starts one more agent joined to the servers and waits for its
