@@ -71,7 +71,7 @@ func runConnectEnvoy(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fail("%v", err)
 	}
-	b, err := xds.EnvoyBootstrap(*xdsAddr, proxyID, dest, adminPort)
+	b, err := xds.EnvoyBootstrap(*xdsAddr, proxyID, dest, adminPort, httpAddr.client().token)
 	if err != nil {
 		return fail("%v", err)
 	}

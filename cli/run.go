@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
 	"github.com/warren-mesh/warren/dns"
@@ -356,6 +357,16 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if p.server != nil {
 		view = p.server.LocalView()
 	}
+	if cfg.ACL.Enabled && cfg.ACL.EnableTokenForDNS && resolver != nil {
+		// DNS answers what the default token may read.
+		view = dns.FilteredView(view, func() dns.Filter {
+			id, err := resolver.ResolveToken(context.Background(), cfg.ACL.Tokens.Default)
+			if err != nil {
+				return acl.DenyAll()
+			}
+			return id.Authorizer
+		})
+	}
 	if cfg.Ports.DNS > 0 {
 		p.dns, err = dns.New(dns.Config{
 			Addr:   net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.DNS)),
@@ -384,6 +395,9 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		p.xdsFeed = &xds.GRPCFeed{Source: src, Server: xds.NewServer(log.With("subsystem", "xds")),
 			Datacenter: cfg.Datacenter, Logger: log.With("subsystem", "xds")}
 		p.reg.MustRegister(p.xdsFeed.Server.Collectors()...)
+		if resolver != nil {
+			p.xdsFeed.Server.SetAuthorizer(p.agent.XDSAuthorizer(resolver))
+		}
 		p.sidecarFeed = p.agent.SidecarFeed(src, p.xdsFeed.Server, log.With("subsystem", "xds", "feed", "sidecars"))
 	}
 	p.http = httpapi.New(httpapi.Config{

@@ -107,6 +107,7 @@ func (n *clusterNode) client(t *testing.T) *consulapi.Client {
 	t.Helper()
 	cl, err := consulapi.NewClient(&consulapi.Config{
 		Address:    n.HTTP(),
+		Token:      clusterMgmtToken,
 		HttpClient: &http.Client{Timeout: 10 * time.Second},
 	})
 	if err != nil {
@@ -259,9 +260,8 @@ func (c *testCluster) newNode(t *testing.T, name string, server bool, join []str
 		n.args = append(n.args, "-bootstrap-expect", "3")
 	}
 	// ACLs are on, as in production: the servers make the management
-	// token, every node calls the servers with it and uses it for
-	// requests that carry none, so the tests' clients need no token.
-	// TestACLClusterAnonymous checks what a client without it gets.
+	// token, every node calls the servers with it, and the tests' clients
+	// send it (client, run, the raw requests).
 	n.args = append(n.args, "-hcl", clusterACL(server))
 	for _, j := range join {
 		n.args = append(n.args, "-retry-join", j)
@@ -279,8 +279,8 @@ func clusterACL(server bool) string {
 	if server {
 		initial = fmt.Sprintf("initial_management = %q\n", clusterMgmtToken)
 	}
-	return fmt.Sprintf("acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n %sagent = %q\n default = %q\n }\n}\n",
-		initial, clusterMgmtToken, clusterMgmtToken)
+	return fmt.Sprintf("acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n %sagent = %q\n }\n}\n",
+		initial, clusterMgmtToken)
 }
 
 // addAgent starts one more agent joined to the servers and waits for its
@@ -563,6 +563,7 @@ func TestCluster(t *testing.T) {
 	t.Run("RegistrationSurvivesKill9", func(t *testing.T) { testRegistrationSurvivesKill9(t, c) })
 	t.Run("ConfigFileService", func(t *testing.T) { testConfigFileService(t, c) })
 	t.Run("DNS", func(t *testing.T) { testDNS(t, c) })
+	t.Run("ACLs", func(t *testing.T) { testACLs(t, c) })
 }
 
 func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
@@ -746,6 +747,7 @@ func testAntiEntropyRestores(t *testing.T, c *testCluster) {
 	// Delete the entry behind the agent's back.
 	body := strings.NewReader(`{"Node":"a1","ServiceID":"ae-a1"}`)
 	req, _ := http.NewRequest("PUT", "http://"+s1.HTTP()+"/v1/catalog/deregister", body)
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -467,7 +467,8 @@ func (c *nsCluster) newProc(h *nsHost, server bool) *nsProc {
 	if server {
 		mode = "server"
 	}
-	p.args = []string{mode, "-node", h.name, "-data-dir", p.dataDir, "-bind", h.ip, "-client", h.ip, "-retry-interval", "1s"}
+	p.args = []string{mode, "-node", h.name, "-data-dir", p.dataDir, "-bind", h.ip, "-client", h.ip, "-retry-interval", "1s",
+		"-hcl", clusterACL(server)}
 	if err := os.MkdirAll(p.dataDir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
@@ -545,7 +546,9 @@ func poll(timeout time.Duration, cond func() error) error {
 
 // getJSON GETs path from p into v; a non-200 answer is an error.
 func (c *nsCluster) getJSON(p *nsProc, path string, v any) error {
-	resp, err := c.http.Get(p.httpBase() + path)
+	req, _ := http.NewRequest(http.MethodGet, p.httpBase()+path, nil)
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -564,6 +567,7 @@ func (c *nsCluster) put(p *nsProc, path string, body any) (int, []byte, error) {
 		return 0, nil, err
 	}
 	req, _ := http.NewRequest(http.MethodPut, p.httpBase()+path, bytes.NewReader(b))
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err
