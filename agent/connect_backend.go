@@ -6,8 +6,8 @@ import (
 
 	"context"
 
-	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/acl"
+	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/rpcapi"

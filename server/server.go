@@ -65,9 +65,9 @@ type Config struct {
 	// connection that no intention matches is allowed.
 	DefaultIntentionAllow bool
 	// ACL is the access control configuration (server/acl.go).
-	ACL ACLConfig
-	Version               string
-	Logger                *slog.Logger
+	ACL     ACLConfig
+	Version string
+	Logger  *slog.Logger
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -106,7 +106,7 @@ type Server struct {
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
 	acl       *aclState
-	lastPrune time.Time  // leader loop only
+	lastPrune time.Time // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are
