@@ -59,7 +59,7 @@ func TestLoad_FullConfig(t *testing.T) {
 		BindAddr:        "10.0.0.5",
 		AdvertiseAddr:   "192.0.2.10",
 		ClientAddr:      "0.0.0.0",
-		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502},
+		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502, HTTPS: 18501},
 		Server:          true,
 		BootstrapExpect: 3,
 		// An entry without a port gets the serf LAN port.
@@ -85,6 +85,13 @@ func TestLoad_FullConfig(t *testing.T) {
 		EnableDebug: true,
 
 		WorkloadSocket: "/run/warren-test/workload.sock",
+
+		TLS: TLSConfig{
+			CAFile: "testdata/tls/warren-agent-ca.pem", CAPath: "testdata/tls",
+			CertFile: "testdata/tls/east-1-server-warren-0.pem", KeyFile: "testdata/tls/east-1-server-warren-0-key.pem",
+			VerifyIncoming: true, VerifyOutgoing: true, VerifyServerHostname: true, HTTPSVerifyIncoming: new(bool),
+			AutoEncryptAllowTLS: true,
+		},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -131,7 +138,7 @@ func TestLoad_FullConfig(t *testing.T) {
 	}
 	// Where each file defines web and db.
 	sources := map[string][2]int{
-		"testdata/full-config.hcl":  {46, 83},
+		"testdata/full-config.hcl":  {47, 84},
 		"testdata/full-config.json": {35, 70},
 	}
 	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
@@ -226,14 +233,14 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeDev, nil, Config{
 			Mode: ModeDev, NodeName: "web-01-example-com", Datacenter: "dc1", LogLevel: "info",
 			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			WorkloadSocket: DefaultWorkloadSocket,
@@ -241,7 +248,7 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "10.9.9.9", AdvertiseAddr: "10.9.9.9", ClientAddr: "127.0.0.1",
-			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 			WorkloadSocket: DefaultWorkloadSocket,
@@ -315,7 +322,7 @@ retry_join = ["c"]
 		{"datacenter (later file)", got.Datacenter, "file"},
 		{"log_level (dir file)", got.LogLevel, "debug"},
 		{"retry_join (later file replaces; serf LAN port)", got.RetryJoin, []string{"c:8301"}},
-		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502}},
+		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1}},
 		{"client_addr (default)", got.ClientAddr, "127.0.0.1"},
 		{"files", got.Files, []string{filepath.Join(dir, "10-base.hcl"), filepath.Join(dir, "20-override.json"), later}},
 	}

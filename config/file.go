@@ -51,11 +51,23 @@ var fields = []struct {
 	{"ports.server", func(c *Config) any { return &c.Ports.Server }},
 	{"ports.serf_lan", func(c *Config) any { return &c.Ports.SerfLAN }},
 	{"ports.grpc", func(c *Config) any { return &c.Ports.GRPC }},
+	{"ports.https", func(c *Config) any { return &c.Ports.HTTPS }},
 	{"dns_config.node_ttl", func(c *Config) any { return &c.DNS.NodeTTL }},
 	{"dns_config.service_ttl", func(c *Config) any { return &c.DNS.ServiceTTL }},
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	// TLS (config/tls.go).
+	{"tls.defaults.ca_file", func(c *Config) any { return &c.TLS.CAFile }},
+	{"tls.defaults.ca_path", func(c *Config) any { return &c.TLS.CAPath }},
+	{"tls.defaults.cert_file", func(c *Config) any { return &c.TLS.CertFile }},
+	{"tls.defaults.key_file", func(c *Config) any { return &c.TLS.KeyFile }},
+	{"tls.defaults.verify_incoming", func(c *Config) any { return &c.TLS.VerifyIncoming }},
+	{"tls.defaults.verify_outgoing", func(c *Config) any { return &c.TLS.VerifyOutgoing }},
+	{"tls.internal_rpc.verify_server_hostname", func(c *Config) any { return &c.TLS.VerifyServerHostname }},
+	{"tls.https.verify_incoming", func(c *Config) any { return &c.TLS.HTTPSVerifyIncoming }},
+	{"auto_encrypt.tls", func(c *Config) any { return &c.TLS.AutoEncrypt }},
+	{"auto_encrypt.allow_tls", func(c *Config) any { return &c.TLS.AutoEncryptAllowTLS }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -68,8 +80,9 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }.
-var sections = []string{"ports", "dns_config"}
+// sections are the blocks that group keys: ports { http = 8500 }; a
+// section with a dot is nested (tls { defaults { } }).
+var sections = []string{"ports", "dns_config", "tls", "tls.defaults", "tls.internal_rpc", "tls.https", "auto_encrypt"}
 
 // Top-level keys that fields does not list.
 const (
@@ -82,10 +95,12 @@ const (
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	if prefix == "" {
-		for _, sec := range sections {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+	for _, sec := range sections {
+		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: name})
 		}
+	}
+	if prefix == "" {
 		// These may be written as blocks (node_meta { rack = "a" },
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
@@ -157,11 +172,11 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
 		default:
 			if seen[blk.Type] {
-				b.errs = append(b.errs, keyErr(pos(blk.DefRange), blk.Type, "defined more than once in this file"))
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), prefix+blk.Type, "defined more than once in this file"))
 				continue
 			}
 			seen[blk.Type] = true
-			b.decodeBody(blk.Body, blk.Type+".")
+			b.decodeBody(blk.Body, prefix+blk.Type+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
