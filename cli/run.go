@@ -31,6 +31,7 @@ import (
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
 	"github.com/warren-mesh/warren/xds"
@@ -127,8 +128,11 @@ type process struct {
 	server *server.Server // nil on a plain agent
 	agent  *agent.Agent
 	dns    *dns.Server // nil when DNS is disabled
-	httpLn net.Listener
+	httpLn net.Listener // nil when ports.http = -1
 	http   http.Handler
+	// TLS (cli/tlsrun.go): nil without a CA; HTTPS listener, nil if off.
+	tls     *tlscfg.Configurator
+	httpsLn net.Listener
 	reg    *prometheus.Registry
 	// Metrics listener (metrics_addr; cli/telemetry.go), nil if none.
 	metricsLn   net.Listener
@@ -154,7 +158,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	defer p.pool.Close()
 	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
-		"http", "http://"+p.httpLn.Addr().String(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
+		"http", p.apiURLs(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
 		"server", cfg.Server, "data_dir", cfg.DataDir, "workload_socket", p.workloadSocket(), "version", Version)
 
 	// Inner layers (server, gossip) get their own contexts so they stop
@@ -179,6 +183,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	loops := []task.Func{
 		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
+		func(ctx context.Context) error { return serveHTTP(ctx, p.httpsLn, p.http, log) },
 		p.serveMetrics,
 		p.agent.Run,
 		func(ctx context.Context) error {
@@ -189,7 +194,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 			return err
 		},
 		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log, notify) },
-		func(ctx context.Context) error { return notify.Run(ctx, dialable(p.httpLn.Addr().String()), dnsProbe) },
+		func(ctx context.Context) error { return notify.Run(ctx, p.apiAddr(), dnsProbe) },
 		func(ctx context.Context) error {
 			if p.server == nil {
 				<-ctx.Done()
@@ -254,9 +259,17 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			made.close()
 		}
 	}()
-	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
-	if p.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+	if p.tls, err = buildTLS(cfg); err != nil { // cli/tlsrun.go
+		return nil, err
+	}
+	if p.tls != nil {
+		p.pool = rpc.NewTLSPool(p.tls.OutgoingRPC())
+	}
+	if p.httpLn, err = listenHTTP(cfg); err != nil {
+		return nil, err
+	}
+	if p.httpsLn, err = listenHTTPS(cfg, p.tls, log); err != nil {
+		return nil, err
 	}
 	if err = p.listenMetrics(); err != nil {
 		return nil, err
@@ -305,6 +318,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			// default_intention_policy (not a config key yet): allow in
 			// dev, deny otherwise.
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
+			TLS:                   p.tls,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -395,6 +409,9 @@ func (p *process) close() {
 	if p.httpLn != nil {
 		_ = p.httpLn.Close()
 	}
+	if p.httpsLn != nil {
+		_ = p.httpsLn.Close()
+	}
 	if p.metricsLn != nil {
 		_ = p.metricsLn.Close()
 	}
@@ -484,6 +501,10 @@ func serveXDS(ctx context.Context, ln net.Listener, x *xds.Server) error {
 // serveHTTP serves until ctx is done, then stops taking connections and
 // gives requests in flight a few seconds (blocking queries are cut).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if ln == nil { // this listener (HTTP or HTTPS) is disabled
+		<-ctx.Done()
+		return nil
+	}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,

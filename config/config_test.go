@@ -386,7 +386,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"port out of range", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 70000\n}\n", nil,
 			[]string{"FILE:3: ports.http: port 70000 out of range"}},
 		{"disabled http port", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = -1\n}\n", nil,
-			[]string{"FILE:3: ports.http: port -1 out of range"}},
+			[]string{"FILE:3: ports.http: -1 disables the only HTTP API"}},
 		{"duplicate ports", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 9000\n  grpc = 9000\n}\n", nil,
 			[]string{"FILE:4: ports.grpc: port 9000 is also used by ports.http at FILE:3"}},
 		{"duplicate port with a default", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  grpc = 8500\n}\n", nil,

@@ -110,4 +110,7 @@ func (b *builder) validateTLS() {
 	} else if c.Ports.HTTPS > 0 && !hasCert {
 		check("ports.https", "HTTPS needs a certificate: set tls.defaults.cert_file and key_file (or auto_encrypt.tls on an agent)")
 	}
+	if c.Ports.HTTP == -1 && c.Ports.HTTPS <= 0 {
+		check("ports.http", "-1 disables the only HTTP API: enable HTTPS (ports.https with a TLS certificate) first")
+	}
 }

@@ -222,7 +222,7 @@ func (b *builder) validatePorts() {
 		port     int
 		disables bool // -1 turns the listener off
 	}{
-		{"ports.http", p.HTTP, false},
+		{"ports.http", p.HTTP, true},
 		{"ports.dns", p.DNS, true},
 		{"ports.server", p.Server, false},
 		{"ports.serf_lan", p.SerfLAN, false},

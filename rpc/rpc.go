@@ -118,3 +118,7 @@ type InstanceKey struct {
 	Node    string
 	ID      string
 }
+
+// MethodAutoEncryptSign signs an agent's client certificate (auto-encrypt):
+// the only call a client without a certificate may make, over TLS.
+const MethodAutoEncryptSign = "AutoEncrypt.Sign"

@@ -40,16 +40,16 @@ type CAOptions struct {
 // CertOptions describe a new server or client certificate (`warren tls
 // cert create`).
 type CertOptions struct {
-	Server      bool // else a client certificate
-	Datacenter  string
-	Domain      string
-	Days        int // default 365
-	ExtraDNS    []string
-	ExtraIPs    []net.IP
-	CACertPEM   []byte
-	CAKeyPEM    []byte
-	Now         time.Time // zero means time.Now
-	Rand        io.Reader // nil means crypto/rand
+	Server     bool // else a client certificate
+	Datacenter string
+	Domain     string
+	Days       int // default 365
+	ExtraDNS   []string
+	ExtraIPs   []net.IP
+	CACertPEM  []byte
+	CAKeyPEM   []byte
+	Now        time.Time // zero means time.Now
+	Rand       io.Reader // nil means crypto/rand
 }
 
 // ServerName is the DNS name every server certificate carries and every

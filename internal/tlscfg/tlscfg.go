@@ -161,10 +161,6 @@ type Config struct {
 	// Cert is this process's certificate: a server's, an agent's client
 	// certificate, or nil until auto-encrypt gets one.
 	Cert *tls.Certificate
-	// ConnectRoots returns the built-in CA's roots and trust domain: a
-	// server accepts agent certificates they sign (auto-encrypt). Nil on
-	// agents.
-	ConnectRoots func() (*x509.CertPool, string)
 	// AllowAnonymous lets a client without a certificate connect, for
 	// AutoEncrypt.Sign only (auto_encrypt.allow_tls).
 	AllowAnonymous bool
@@ -173,9 +169,15 @@ type Config struct {
 // Configurator builds the control plane's tls.Configs from one Config; its
 // certificate can be replaced while connections are open.
 type Configurator struct {
-	cfg  Config
-	cert atomic.Pointer[tls.Certificate]
+	cfg   Config
+	cert  atomic.Pointer[tls.Certificate]
+	roots atomic.Pointer[func() (*x509.CertPool, string)]
 }
+
+// SetConnectRoots gives a server the built-in CA's roots and trust domain:
+// it then accepts agent certificates they sign (auto-encrypt). f returns a
+// nil pool while there are no roots.
+func (c *Configurator) SetConnectRoots(f func() (*x509.CertPool, string)) { c.roots.Store(&f) }
 
 // New returns a Configurator for cfg.
 func New(cfg Config) *Configurator {
@@ -245,7 +247,7 @@ func (c *Configurator) OutgoingRPC() *tls.Config {
 // HTTPS is the HTTPS API's config; with verifyIncoming, clients must
 // present a certificate of the operator CA.
 func (c *Configurator) HTTPS(verifyIncoming bool) *tls.Config {
-	t := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.getCert, NextProtos: []string{"h2", "http/1.1"}}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.getCert, NextProtos: []string{"http/1.1"}}
 	if verifyIncoming {
 		t.ClientAuth = tls.RequireAndVerifyClientCert
 		t.ClientCAs = c.cfg.CAs
@@ -277,8 +279,8 @@ func (c *Configurator) Classify(chain []*x509.Certificate) (Peer, error) {
 		}
 		return PeerAgent, nil
 	}
-	if c.cfg.ConnectRoots != nil {
-		if roots, td := c.cfg.ConnectRoots(); roots != nil {
+	if f := c.roots.Load(); f != nil {
+		if roots, td := (*f)(); roots != nil {
 			opts.Roots = roots
 			if _, err := leaf.Verify(opts); err == nil {
 				want := "/agent/client/dc/" + c.cfg.Datacenter + "/id/"
@@ -290,4 +292,13 @@ func (c *Configurator) Classify(chain []*x509.Certificate) (Peer, error) {
 		}
 	}
 	return PeerAnonymous, fmt.Errorf("client certificate %q is not signed by the CA: %w", leaf.Subject.CommonName, opErr)
+}
+
+// LoadPEM is a CA pool from PEM text (tests, and CA bundles in memory).
+func LoadPEM(b []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errNoCert
+	}
+	return pool, nil
 }
