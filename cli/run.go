@@ -128,11 +128,8 @@ type process struct {
 	server *server.Server // nil on a plain agent
 	agent  *agent.Agent
 	dns    *dns.Server // nil when DNS is disabled
-	httpLn net.Listener // nil when ports.http = -1
+	httpLn net.Listener
 	http   http.Handler
-	// TLS (cli/tlsrun.go): nil without a CA; HTTPS listener, nil if off.
-	tls     *tlscfg.Configurator
-	httpsLn net.Listener
 	reg    *prometheus.Registry
 	// Metrics listener (metrics_addr; cli/telemetry.go), nil if none.
 	metricsLn   net.Listener
@@ -145,6 +142,13 @@ type process struct {
 	grpcLn      net.Listener
 	xdsFeed     *xds.GRPCFeed
 	sidecarFeed *agent.SidecarFeed
+
+	// TLS (cli/tlsrun.go): nil without a CA. httpLn is nil when
+	// ports.http = -1, httpsLn when HTTPS is off.
+	tls             *tlscfg.Configurator
+	httpsLn         net.Listener
+	autoEncrypt     *agent.AutoEncrypt // auto_encrypt.tls, nil otherwise
+	autoEncryptPool *rpc.Pool
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -215,6 +219,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.dns != nil {
 		loops = append(loops, p.dns.Run)
 	}
+	loops = append(loops, p.autoEncryptLoops()...)
 	if p.workload != nil {
 		loops = append(loops, p.workload.Run)
 	}
@@ -339,6 +344,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if backend == nil {
 		backend = p.agent.Backend()
 	}
+	p.buildAutoEncrypt(nodeID) // cli/tlsrun.go
 	if err = p.listenWorkload(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -8,8 +9,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
+	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/internal/tlscfg"
+	"github.com/warren-mesh/warren/rpc"
 )
 
 // buildTLS loads the TLS material of cfg into a Configurator; nil when no
@@ -87,4 +91,30 @@ func (p *process) apiURLs() string {
 		s += "https://" + p.httpsLn.Addr().String()
 	}
 	return s
+}
+
+// buildAutoEncrypt makes the agent's auto-encrypt loop when
+// auto_encrypt.tls is set; it asks the servers over an anonymous TLS pool.
+func (p *process) buildAutoEncrypt(nodeID string) {
+	if !p.cfg.TLS.AutoEncrypt || p.tls == nil {
+		return
+	}
+	p.autoEncryptPool = rpc.NewTLSPool(p.tls.OutgoingRPCAnonymous())
+	p.autoEncrypt = agent.NewAutoEncrypt(agent.AutoEncryptConfig{
+		TLS: p.tls, Pool: p.autoEncryptPool, Servers: p.agent.Servers,
+		Datacenter: p.cfg.Datacenter, Node: p.cfg.NodeName, NodeID: nodeID,
+		// Token: the agent's ACL token, once ACLs are wired (lead).
+		Logger: p.log.With("subsystem", "auto-encrypt"),
+	})
+}
+
+// autoEncryptLoops are the loops of auto-encrypt, none when it is off.
+func (p *process) autoEncryptLoops() []task.Func {
+	if p.autoEncrypt == nil {
+		return nil
+	}
+	return []task.Func{func(ctx context.Context) error {
+		defer p.autoEncryptPool.Close()
+		return p.autoEncrypt.Run(ctx)
+	}}
 }

@@ -74,6 +74,7 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodCASign:            typed(true, s.localSign),
 		rpc.MethodIntentionApply:    typed(true, s.localIntentionApply),
 		rpc.MethodIntentionQuery:    typed(false, s.readIntentions),
+		rpc.MethodAutoEncryptSign:   typed(true, s.localAutoEncryptSign), // server/autoencrypt.go
 	}
 }
 

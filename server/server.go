@@ -26,8 +26,8 @@ import (
 	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/internal/logging"
-	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
 	"github.com/warren-mesh/warren/server/fsm"
@@ -67,9 +67,9 @@ type Config struct {
 	DefaultIntentionAllow bool
 	// TLS makes every RPC connection mutual TLS (server/tls.go); nil runs
 	// plaintext, allowed only on a loopback address.
-	TLS *tlscfg.Configurator
-	Version               string
-	Logger                *slog.Logger
+	TLS     *tlscfg.Configurator
+	Version string
+	Logger  *slog.Logger
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -108,7 +108,7 @@ type Server struct {
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
 	tlsRoots  connectRoots
-	lastPrune time.Time  // leader loop only
+	lastPrune time.Time // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are

@@ -73,7 +73,7 @@ func (preTLSCreds) Info() credentials.ProtocolInfo {
 	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
 }
 func (p preTLSCreds) Clone() credentials.TransportCredentials { return p }
-func (preTLSCreds) OverrideServerName(string) error            { return nil }
+func (preTLSCreds) OverrideServerName(string) error           { return nil }
 
 // peerOf is the class of the client of an RPC; without TLS (a loopback
 // cluster) every client counts as a server.

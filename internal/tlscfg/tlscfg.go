@@ -228,21 +228,30 @@ func (c *Configurator) IncomingRPC() *tls.Config {
 
 // OutgoingRPC is the client side of RPC, for agents and servers alike: the
 // peer must present a certificate of the operator CA for
-// server.<dc>.<domain> (verify_server_hostname, never off); our current
-// certificate, if any, is presented.
+// server.<dc>.<domain> (verify_server_hostname, never off), and we present
+// our current certificate, read at each handshake (so a renewed one is
+// used by new connections while open ones go on). Without a certificate
+// (an auto-encrypt agent before its first one) the handshake fails: a
+// connection made without one would stay anonymous.
 func (c *Configurator) OutgoingRPC() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		RootCAs:    c.cfg.CAs,
-		ServerName: c.ServerName(),
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if cert := c.cert.Load(); cert != nil {
-				return cert, nil
-			}
-			return &tls.Certificate{}, nil
-		},
+	t := c.OutgoingRPCAnonymous()
+	t.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if cert := c.cert.Load(); cert != nil {
+			return cert, nil
+		}
+		return nil, errors.New("no client certificate yet (auto-encrypt has not got one from the servers)")
 	}
+	return t
 }
+
+// OutgoingRPCAnonymous is OutgoingRPC without a client certificate, for
+// AutoEncrypt.Sign.
+func (c *Configurator) OutgoingRPCAnonymous() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.cfg.CAs, ServerName: c.ServerName()}
+}
+
+// ClientName is client.<dc>.<domain>, the DNS SAN of agent certificates.
+func (c *Configurator) ClientName() string { return ClientName(c.cfg.Datacenter, c.cfg.Domain) }
 
 // HTTPS is the HTTPS API's config; with verifyIncoming, clients must
 // present a certificate of the operator CA.
