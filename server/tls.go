@@ -70,7 +70,7 @@ func (preTLSCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, 
 }
 
 func (preTLSCreds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 func (p preTLSCreds) Clone() credentials.TransportCredentials { return p }
 func (preTLSCreds) OverrideServerName(string) error           { return nil }

@@ -132,9 +132,10 @@ func NewCA(o CAOptions) (certPEM, keyPEM []byte, err error) {
 }
 
 // NewCert makes a server or client certificate signed by the CA in o. A
-// server certificate carries server.<dc>.<domain>, localhost and 127.0.0.1
-// and may authenticate as TLS server and client (servers dial each other);
-// a client certificate carries client.<dc>.<domain> and client auth only.
+// server certificate carries server.<dc>.<domain>, localhost and
+// 127.0.0.1; a client certificate client.<dc>.<domain> and localhost. Both
+// may authenticate as TLS server and client (servers dial each other,
+// agents serve HTTPS).
 func NewCert(o CertOptions) (certPEM, keyPEM []byte, err error) {
 	if o.Datacenter == "" {
 		o.Datacenter = "dc1"
@@ -193,7 +194,10 @@ func NewCert(o CertOptions) (certPEM, keyPEM []byte, err error) {
 		name := ClientName(o.Datacenter, o.Domain)
 		tmpl.Subject = pkix.Name{CommonName: name}
 		tmpl.DNSNames = []string{name, "localhost"}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		// Server auth too, as Consul's: an agent serves HTTPS with it. It
+		// can never pass as a server's: servers are recognized by the
+		// name server.<dc>.<domain>, which it does not carry.
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
 	tmpl.DNSNames = append(tmpl.DNSNames, o.ExtraDNS...)
 	tmpl.IPAddresses = append(tmpl.IPAddresses, o.ExtraIPs...)
@@ -211,16 +215,11 @@ func NewCert(o CertOptions) (certPEM, keyPEM []byte, err error) {
 
 // ParseCertPEM parses the first certificate of a PEM text.
 func ParseCertPEM(b []byte) (*x509.Certificate, error) {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, errors.New("no PEM CERTIFICATE block")
-		}
-		if blk.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(blk.Bytes)
-		}
+	c, _, err := nextCert(b)
+	if err == nil && c == nil {
+		err = errNoCert
 	}
+	return c, err
 }
 
 // ParseKeyPEM parses an EC, PKCS#1 or PKCS#8 private key.
