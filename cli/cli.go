@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"acl":         {"bootstrap ACLs; manage tokens, policies and roles", runACL},
 		"operator":    {"operate the raft cluster (raft list-peers, raft remove-peer)", runOperator},
 		"snapshot":    {"save or restore a snapshot of the whole state", runSnapshot},
+		"tls":         {"create an operator CA and server or client certificates (tls ca create, tls cert create)", runTLS},
 		"validate":    {"check a config dir without starting anything", runValidate},
 		"debug":       {"collect metrics, profiles and logs of a running agent into one archive for a bug report", runDebug},
 		"version":     {"print the version", runVersion},

@@ -32,6 +32,7 @@ import (
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
 	"github.com/warren-mesh/warren/xds"
@@ -142,6 +143,13 @@ type process struct {
 	grpcLn      net.Listener
 	xdsFeed     *xds.GRPCFeed
 	sidecarFeed *agent.SidecarFeed
+
+	// TLS (cli/tlsrun.go): nil without a CA. httpLn is nil when
+	// ports.http = -1, httpsLn when HTTPS is off.
+	tls             *tlscfg.Configurator
+	httpsLn         net.Listener
+	autoEncrypt     *agent.AutoEncrypt // auto_encrypt.tls, nil otherwise
+	autoEncryptPool *rpc.Pool
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -155,7 +163,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	defer p.pool.Close()
 	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
-		"http", "http://"+p.httpLn.Addr().String(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
+		"http", p.apiURLs(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
 		"server", cfg.Server, "data_dir", cfg.DataDir, "workload_socket", p.workloadSocket(), "version", Version)
 
 	// Inner layers (server, gossip) get their own contexts so they stop
@@ -180,6 +188,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	loops := []task.Func{
 		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
+		func(ctx context.Context) error { return serveHTTP(ctx, p.httpsLn, p.http, log) },
 		p.serveMetrics,
 		p.agent.Run,
 		func(ctx context.Context) error {
@@ -190,7 +199,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 			return err
 		},
 		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log, notify) },
-		func(ctx context.Context) error { return notify.Run(ctx, dialable(p.httpLn.Addr().String()), dnsProbe) },
+		func(ctx context.Context) error { return notify.Run(ctx, p.apiAddr(), dnsProbe) },
 		func(ctx context.Context) error {
 			if p.server == nil {
 				<-ctx.Done()
@@ -211,6 +220,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.dns != nil {
 		loops = append(loops, p.dns.Run)
 	}
+	loops = append(loops, p.autoEncryptLoops()...)
 	if p.workload != nil {
 		loops = append(loops, p.workload.Run)
 	}
@@ -255,9 +265,17 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			made.close()
 		}
 	}()
-	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
-	if p.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+	if p.tls, err = buildTLS(cfg); err != nil { // cli/tlsrun.go
+		return nil, err
+	}
+	if p.tls != nil {
+		p.pool = rpc.NewTLSPool(p.tls.OutgoingRPC())
+	}
+	if p.httpLn, err = listenHTTP(cfg); err != nil {
+		return nil, err
+	}
+	if p.httpsLn, err = listenHTTPS(cfg, p.tls, log); err != nil {
+		return nil, err
 	}
 	if err = p.listenMetrics(); err != nil {
 		return nil, err
@@ -308,6 +326,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
 			ACL: server.ACLConfig{Enabled: cfg.ACL.Enabled, DefaultAllow: cfg.ACL.DefaultPolicy == "allow",
 				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
+			TLS: p.tls,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -350,6 +369,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	default:
 		resolver = p.agent
 	}
+	p.buildAutoEncrypt(nodeID) // cli/tlsrun.go
 	if err = p.listenWorkload(); err != nil {
 		return nil, err
 	}
@@ -433,6 +453,9 @@ func (p *process) ready() (bool, map[string]string) {
 func (p *process) close() {
 	if p.httpLn != nil {
 		_ = p.httpLn.Close()
+	}
+	if p.httpsLn != nil {
+		_ = p.httpsLn.Close()
 	}
 	if p.metricsLn != nil {
 		_ = p.metricsLn.Close()
@@ -523,6 +546,10 @@ func serveXDS(ctx context.Context, ln net.Listener, x *xds.Server) error {
 // serveHTTP serves until ctx is done, then stops taking connections and
 // gives requests in flight a few seconds (blocking queries are cut).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if ln == nil { // this listener (HTTP or HTTPS) is disabled
+		<-ctx.Done()
+		return nil
+	}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,

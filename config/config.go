@@ -46,9 +46,14 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// Ports are the listening ports. DNS and GRPC may be -1 (disabled).
+// Ports are the listening ports. DNS, GRPC and HTTPS may be -1
+// (disabled).
 type Ports struct {
 	HTTP, DNS, Server, SerfLAN, GRPC int
+	// HTTPS is the HTTPS API's port: -1 (disabled) unless this process has
+	// a TLS certificate (tls.defaults.cert_file or auto_encrypt.tls), then
+	// 8501 unless set.
+	HTTPS int
 }
 
 // Config is the validated runtime configuration.
@@ -113,6 +118,9 @@ type Config struct {
 
 	// Files lists the files that were read, in order (for logging).
 	Files []string
+
+	// TLS is the tls stanza and auto_encrypt (config/tls.go).
+	TLS TLSConfig
 }
 
 // ACLConfig is the acl { } block, Consul's keys.
@@ -256,7 +264,7 @@ func defaults(mode Mode, h host) Config {
 		LogLevel:      "info",
 		BindAddr:      "0.0.0.0",
 		ClientAddr:    "127.0.0.1",
-		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 		Server:        mode == ModeServer || mode == ModeDev,
 		RetryInterval: 30 * time.Second,
 

@@ -59,7 +59,7 @@ func TestLoad_FullConfig(t *testing.T) {
 		BindAddr:        "10.0.0.5",
 		AdvertiseAddr:   "192.0.2.10",
 		ClientAddr:      "0.0.0.0",
-		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502},
+		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502, HTTPS: 18501},
 		Server:          true,
 		BootstrapExpect: 3,
 		// An entry without a port gets the serf LAN port.
@@ -90,6 +90,13 @@ func TestLoad_FullConfig(t *testing.T) {
 			Agent:             "aaaaaaaa-1111-2222-3333-444444444444",
 			Default:           "dddddddd-1111-2222-3333-444444444444",
 		}},
+
+		TLS: TLSConfig{
+			CAFile: "testdata/tls/warren-agent-ca.pem", CAPath: "testdata/tls",
+			CertFile: "testdata/tls/east-1-server-warren-0.pem", KeyFile: "testdata/tls/east-1-server-warren-0-key.pem",
+			VerifyIncoming: true, VerifyOutgoing: true, VerifyServerHostname: true, HTTPSVerifyIncoming: new(bool),
+			AutoEncryptAllowTLS: true,
+		},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -136,7 +143,7 @@ func TestLoad_FullConfig(t *testing.T) {
 	}
 	// Where each file defines web and db.
 	sources := map[string][2]int{
-		"testdata/full-config.hcl":  {46, 83},
+		"testdata/full-config.hcl":  {47, 84},
 		"testdata/full-config.json": {35, 70},
 	}
 	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
@@ -231,7 +238,7 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeDev, nil, Config{
 			Mode: ModeDev, NodeName: "web-01-example-com", Datacenter: "dc1", LogLevel: "info",
 			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			ACL: ACLConfig{DefaultPolicy: "deny"},
@@ -239,7 +246,7 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			WorkloadSocket: DefaultWorkloadSocket,
@@ -248,7 +255,7 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "10.9.9.9", AdvertiseAddr: "10.9.9.9", ClientAddr: "127.0.0.1",
-			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 			WorkloadSocket: DefaultWorkloadSocket,
@@ -323,7 +330,7 @@ retry_join = ["c"]
 		{"datacenter (later file)", got.Datacenter, "file"},
 		{"log_level (dir file)", got.LogLevel, "debug"},
 		{"retry_join (later file replaces; serf LAN port)", got.RetryJoin, []string{"c:8301"}},
-		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502}},
+		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1}},
 		{"client_addr (default)", got.ClientAddr, "127.0.0.1"},
 		{"files", got.Files, []string{filepath.Join(dir, "10-base.hcl"), filepath.Join(dir, "20-override.json"), later}},
 	}
@@ -387,7 +394,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"port out of range", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 70000\n}\n", nil,
 			[]string{"FILE:3: ports.http: port 70000 out of range"}},
 		{"disabled http port", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = -1\n}\n", nil,
-			[]string{"FILE:3: ports.http: port -1 out of range"}},
+			[]string{"FILE:3: ports.http: -1 disables the only HTTP API"}},
 		{"duplicate ports", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 9000\n  grpc = 9000\n}\n", nil,
 			[]string{"FILE:4: ports.grpc: port 9000 is also used by ports.http at FILE:3"}},
 		{"duplicate port with a default", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  grpc = 8500\n}\n", nil,

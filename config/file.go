@@ -51,6 +51,7 @@ var fields = []struct {
 	{"ports.server", func(c *Config) any { return &c.Ports.Server }},
 	{"ports.serf_lan", func(c *Config) any { return &c.Ports.SerfLAN }},
 	{"ports.grpc", func(c *Config) any { return &c.Ports.GRPC }},
+	{"ports.https", func(c *Config) any { return &c.Ports.HTTPS }},
 	{"dns_config.node_ttl", func(c *Config) any { return &c.DNS.NodeTTL }},
 	{"dns_config.service_ttl", func(c *Config) any { return &c.DNS.ServiceTTL }},
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
@@ -62,6 +63,17 @@ var fields = []struct {
 	{"acl.tokens.initial_management", func(c *Config) any { return &c.ACL.Tokens.InitialManagement }},
 	{"acl.tokens.agent", func(c *Config) any { return &c.ACL.Tokens.Agent }},
 	{"acl.tokens.default", func(c *Config) any { return &c.ACL.Tokens.Default }},
+	// TLS (config/tls.go).
+	{"tls.defaults.ca_file", func(c *Config) any { return &c.TLS.CAFile }},
+	{"tls.defaults.ca_path", func(c *Config) any { return &c.TLS.CAPath }},
+	{"tls.defaults.cert_file", func(c *Config) any { return &c.TLS.CertFile }},
+	{"tls.defaults.key_file", func(c *Config) any { return &c.TLS.KeyFile }},
+	{"tls.defaults.verify_incoming", func(c *Config) any { return &c.TLS.VerifyIncoming }},
+	{"tls.defaults.verify_outgoing", func(c *Config) any { return &c.TLS.VerifyOutgoing }},
+	{"tls.internal_rpc.verify_server_hostname", func(c *Config) any { return &c.TLS.VerifyServerHostname }},
+	{"tls.https.verify_incoming", func(c *Config) any { return &c.TLS.HTTPSVerifyIncoming }},
+	{"auto_encrypt.tls", func(c *Config) any { return &c.TLS.AutoEncrypt }},
+	{"auto_encrypt.allow_tls", func(c *Config) any { return &c.TLS.AutoEncryptAllowTLS }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -75,8 +87,8 @@ func fieldPtr(c *Config, key string) any {
 }
 
 // sections are the blocks that group keys: ports { http = 8500 }; a dot
-// nests one in another (acl { tokens { agent = "..." } }).
-var sections = []string{"ports", "dns_config", "acl", "acl.tokens"}
+// nests one in another (acl { tokens { agent = "..." } }, tls { defaults { } }).
+var sections = []string{"ports", "dns_config", "acl", "acl.tokens", "tls", "tls.defaults", "tls.internal_rpc", "tls.https", "auto_encrypt"}
 
 // Top-level keys that fields does not list.
 const (

@@ -34,6 +34,7 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"server-port", "ports.server", "server RPC port"},
 	{"serf-lan-port", "ports.serf_lan", "serf LAN gossip port"},
 	{"grpc-port", "ports.grpc", "xDS gRPC port (-1 disables)"},
+	{"https-port", "ports.https", "HTTPS API port (-1 disables; default 8501 with a TLS certificate)"},
 	{"data-dir", "data_dir", "directory for persistent state"},
 	{"node", "node_name", "node name (a DNS label)"},
 	{"datacenter", "datacenter", "datacenter name (a DNS label)"},

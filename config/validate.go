@@ -51,6 +51,7 @@ func (b *builder) validate() {
 		check("advertise_addr", err)
 	}
 
+	b.validateTLS() // config/tls.go; defaults ports.https
 	b.validatePorts()
 
 	switch {
@@ -230,11 +231,12 @@ func (b *builder) validatePorts() {
 		port     int
 		disables bool // -1 turns the listener off
 	}{
-		{"ports.http", p.HTTP, false},
+		{"ports.http", p.HTTP, true},
 		{"ports.dns", p.DNS, true},
 		{"ports.server", p.Server, false},
 		{"ports.serf_lan", p.SerfLAN, false},
 		{"ports.grpc", p.GRPC, true},
+		{"ports.https", p.HTTPS, true},
 	}
 	used := map[int]string{} // port -> key
 	for _, q := range ports {

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/warren-mesh/warren/acl"
@@ -26,6 +28,7 @@ type Pool struct {
 	// token is the ACL token secret of calls whose context carries none
 	// (acl.WithSecret): an agent's own token.
 	token atomic.Pointer[string]
+	creds credentials.TransportCredentials
 }
 
 // SetToken sets the ACL token secret sent with calls whose context carries
@@ -43,8 +46,18 @@ func (p *Pool) tokenFor(ctx context.Context) string {
 	return ""
 }
 
-// NewPool returns an empty pool. Close it to release its connections.
-func NewPool() *Pool { return &Pool{conns: map[string]*grpc.ClientConn{}} }
+// NewPool returns an empty pool of plaintext connections (loopback
+// clusters without TLS). Close it to release its connections.
+func NewPool() *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}, creds: insecure.NewCredentials()}
+}
+
+// NewTLSPool returns an empty pool whose connections use cfg (the
+// client side of mutual TLS: it verifies the server's name and presents
+// our certificate).
+func NewTLSPool(cfg *tls.Config) *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}, creds: credentials.NewTLS(cfg)}
+}
 
 func (p *Pool) client(addr string) (pb.ServerClient, error) {
 	p.mu.Lock()
@@ -56,7 +69,7 @@ func (p *Pool) client(addr string) (pb.ServerClient, error) {
 		return pb.NewServerClient(c), nil
 	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(p.creds),
 		// Servers come and go; reconnect quickly once a peer is back.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},

@@ -64,6 +64,13 @@ func (s *Server) authorizeCall(ctx context.Context, method string, req any) (acl
 			return nil, permissionDenied("acl:write")
 		}
 		return nil, nil
+	case rpc.MethodAutoEncryptSign:
+		// Consul's rule: the agent token, with node:write on its node.
+		node := req.(*rpc.AutoEncryptSignRequest).Node
+		if !a.NodeWrite(node) {
+			return nil, denied("node:write", node)
+		}
+		return nil, nil
 	case rpc.MethodCASign:
 		// An agent gets leaves for the services on its node; the
 		// signer checks the service is registered there.

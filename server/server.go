@@ -27,6 +27,7 @@ import (
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
 	"github.com/warren-mesh/warren/server/fsm"
@@ -65,7 +66,10 @@ type Config struct {
 	// connection that no intention matches is allowed.
 	DefaultIntentionAllow bool
 	// ACL is the access control configuration (server/acl.go).
-	ACL     ACLConfig
+	ACL ACLConfig
+	// TLS makes every RPC connection mutual TLS (server/tls.go); nil runs
+	// plaintext, allowed only on a loopback address.
+	TLS     *tlscfg.Configurator
 	Version string
 	Logger  *slog.Logger
 }
@@ -106,6 +110,7 @@ type Server struct {
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
 	acl       *aclState
+	tlsRoots  connectRoots
 	lastPrune time.Time // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
@@ -154,7 +159,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for server RPC on %s: %w", cfg.BindAddr, err)
 	}
-	s.mux = newMux(ln)
+	if err := checkPlaintextBind(ln, cfg.TLS, s.log); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		s.pool = rpc.NewTLSPool(cfg.TLS.OutgoingRPC())
+		cfg.TLS.SetConnectRoots(s.connectRootPool)
+	}
+	s.mux = newMux(ln, cfg.TLS, s.log)
 	if s.cfg.AdvertiseAddr == "" {
 		s.cfg.AdvertiseAddr = ln.Addr().String()
 	}
@@ -173,7 +186,12 @@ func New(cfg Config) (*Server, error) {
 	s.fsm.OnBatch = func(n int) { s.metrics.batchSize.Observe(float64(n)) }
 	s.ca = newCAState(cfg.Metrics, cfg.CSRMaxPerSecond)
 	s.endpoints = s.buildEndpoints()
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize))
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize),
+		grpc.ChainUnaryInterceptor(s.authorizeUnary), grpc.ChainStreamInterceptor(s.authorizeStream)} // server/tls.go
+	if cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(preTLSCreds{}))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	pb.RegisterServerServer(s.grpc, &grpcService{s: s})
 	s.known[s.meta.NodeID] = s.selfInfo()
 	ok = true
@@ -204,6 +222,9 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	layer := &raftLayer{chanListener: newChanListener(s.mux, s.mux.raftCh), advertise: advertise}
+	if s.cfg.TLS != nil {
+		layer.tls = s.cfg.TLS.OutgoingRPC()
+	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,

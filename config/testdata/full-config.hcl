@@ -19,6 +19,7 @@ ports {
   server   = 18300
   serf_lan = 18301
   grpc     = 18502
+  https    = 18501
 }
 
 encrypt                    = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -107,4 +108,26 @@ acl {
     agent              = "aaaaaaaa-1111-2222-3333-444444444444"
     default            = "dddddddd-1111-2222-3333-444444444444"
   }
+}
+
+tls {
+  defaults {
+    ca_file         = "testdata/tls/warren-agent-ca.pem"
+    ca_path         = "testdata/tls"
+    cert_file       = "testdata/tls/east-1-server-warren-0.pem"
+    key_file        = "testdata/tls/east-1-server-warren-0-key.pem"
+    verify_incoming = true
+    verify_outgoing = true
+  }
+  internal_rpc {
+    verify_server_hostname = true
+  }
+  https {
+    verify_incoming = false
+  }
+}
+
+auto_encrypt {
+  tls       = false
+  allow_tls = true
 }
