@@ -24,6 +24,7 @@ const aclUsage = `Usage: warren acl <subcommand> [flags]
   token  create|read|update|delete|list      manage tokens
   policy create|read|update|delete|list      manage policies
   role   create|read|update|delete|list      manage roles
+  enrollment-token create|list               make one-line host enrollment tokens (warren agent -enroll TOKEN)
 
 Every subcommand takes -http-addr, -token, -token-file and -format json
 (or -json); run one with -h for its flags. Warren stores only a hash of a
@@ -48,6 +49,9 @@ func runACL(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "bootstrap" {
 		return aclBootstrap(ctx, args[1:], stdout, stderr)
+	}
+	if args[0] == "enrollment-token" {
+		return aclEnrollmentToken(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) < 2 {
 		fmt.Fprintf(stderr, "warren acl %s: want a subcommand (create, read, update, delete, list)\n\n%s\n", args[0], aclUsage)
@@ -651,4 +655,54 @@ func printIdentities(w io.Writer, sis []*api.ACLServiceIdentity, nis []*api.ACLN
 			fmt.Fprintf(w, "   %s (Datacenter: %s)\n", ni.NodeName, ni.Datacenter)
 		}
 	}
+}
+
+// aclEnrollmentToken makes or lists host enrollment tokens.
+func aclEnrollmentToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
+		fmt.Fprintln(stderr, "warren acl enrollment-token: want create or list")
+		return ExitUsage
+	}
+	a := newACLCmd("acl enrollment-token "+args[0], args[0], stdout, stderr)
+	if args[0] == "list" {
+		if !a.parse(args[1:]) {
+			return ExitUsage
+		}
+		var out []*acl.EnrollmentToken
+		if err := a.send(ctx, "GET", "/v1/acl/enrollment-tokens", nil, &out); err != nil {
+			return a.fail(err)
+		}
+		return a.output(out, func(w io.Writer) {
+			for _, t := range out {
+				fmt.Fprintf(w, "ID:          %s\nUses left:   %d\nExpires:     %s\nNode prefix: %q\nDescription: %s\n\n",
+					t.ID, t.UsesLeft, t.ExpirationTime.Format(time.RFC3339), t.NodePrefix, t.Description)
+			}
+		})
+	}
+	ttl := a.fs.Duration("ttl", time.Hour, "how long the token may be used")
+	uses := a.fs.Int("uses", 1, "how many hosts may enroll with it")
+	prefix := a.fs.String("node-prefix", "", "node names the token may enroll must start with this")
+	desc := a.fs.String("description", "", "what the token is for")
+	var sis stringList
+	a.fs.Var(&sis, "service-identity", "service the enrolled hosts may register: NAME or NAME:dc1,dc2 (repeatable)")
+	if !a.parse(args[1:]) {
+		return ExitUsage
+	}
+	body := map[string]any{"Description": *desc, "TTL": ttl.String(), "Uses": *uses, "NodePrefix": *prefix}
+	if len(sis) > 0 {
+		l := linkFlags{serviceIdentities: sis}
+		ids, _, err := l.identities()
+		if err != nil {
+			return a.usageErr("%v", err)
+		}
+		body["ServiceIdentities"] = ids
+	}
+	var out acl.EnrollmentTokenReply
+	if err := a.send(ctx, "PUT", "/v1/acl/enrollment-token", body, &out); err != nil {
+		return a.fail(err)
+	}
+	return a.output(&out, func(w io.Writer) {
+		fmt.Fprintf(w, "ID:        %s\nUses left: %d\nExpires:   %s\nToken:     %s\n\nOn the new host: warren agent -data-dir /var/lib/warren -enroll '%s'\n",
+			out.ID, out.UsesLeft, out.ExpirationTime.Format(time.RFC3339), out.Token, out.Token)
+	})
 }

@@ -98,6 +98,10 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 		}
 		defer cleanup()
 	}
+	if err := applyEnrollment(ctx, cfg, log); err != nil { // cli/enroll.go
+		log.Error("enrollment failed", "err", err)
+		return ExitError
+	}
 	reload := func() ([]agent.ServiceDefinition, error) {
 		c, err := config.Load(mode, flags)
 		if err != nil {
@@ -310,6 +314,14 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	var backend httpapi.Backend
 	serverAddr := ""
 	if cfg.Server {
+		// What enrolling agents receive: the gossip key and the operator
+		// CA (cli/enroll.go).
+		enrollment := server.EnrollmentConfig{GossipKey: cfg.Encrypt}
+		if cfg.TLS.CAFile != "" {
+			if enrollment.CAPEM, err = os.ReadFile(cfg.TLS.CAFile); err != nil {
+				return nil, fmt.Errorf("tls.defaults.ca_file: %w", err)
+			}
+		}
 		p.server, err = server.New(server.Config{
 			NodeName: cfg.NodeName, NodeID: nodeID, Datacenter: cfg.Datacenter, DataDir: cfg.DataDir,
 			BindAddr:        net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Server)),
@@ -326,7 +338,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
 			ACL: server.ACLConfig{Enabled: cfg.ACL.Enabled, DefaultAllow: cfg.ACL.DefaultPolicy == "allow",
 				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
-			TLS: p.tls,
+			TLS:        p.tls,
+			Enrollment: enrollment,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)

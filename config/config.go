@@ -96,6 +96,10 @@ type Config struct {
 	// ACL is access control (acl { ... }): on by default for servers and
 	// agents, off in dev mode.
 	ACL ACLConfig
+	// Enroll is a host enrollment token (key enroll, flag -enroll): an
+	// agent presents it once to receive its ACL token, the gossip key,
+	// the servers and the CA. A secret: never log it.
+	Enroll string
 
 	// MetricsAddr is host:port of a separate HTTP listener serving only
 	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none

@@ -183,6 +183,9 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 			t.Fatalf("%s: %v", file, errors.Join(b.errs...))
 		}
 		for _, f := range fields {
+			if f.key == "enroll" {
+				continue // agent-only; the fixtures are a server's (TestEnrollKey)
+			}
 			if b.src[f.key] == "" {
 				t.Errorf("%s does not set %s", file, f.key)
 			}
@@ -573,5 +576,18 @@ func TestLoad_NilFlags(t *testing.T) {
 	}
 	if got.DataDir != "" || !got.Server {
 		t.Errorf("dev defaults: data dir %q, server %v", got.DataDir, got.Server)
+	}
+}
+
+// TestEnrollKey: enroll is an agent's key, from a file or -enroll, and an
+// error elsewhere, naming where it was set.
+func TestEnrollKey(t *testing.T) {
+	got, err := load(ModeAgent, parseFlags(t, "-data-dir", "/d", "-hcl", "enroll = \"wrenroll1.abc\""), testHost())
+	if err != nil || got.Enroll != "wrenroll1.abc" {
+		t.Fatalf("agent enroll: %v, %q", err, got.Enroll)
+	}
+	_, err = load(ModeServer, parseFlags(t, "-data-dir", "/d", "-enroll", "wrenroll1.abc"), testHost())
+	if err == nil || !strings.Contains(err.Error(), "flag -enroll") || !strings.Contains(err.Error(), "only an agent enrolls") {
+		t.Fatalf("server with -enroll: %v", err)
 	}
 }

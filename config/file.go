@@ -57,6 +57,7 @@ var fields = []struct {
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	{"enroll", func(c *Config) any { return &c.Enroll }},
 	{"acl.enabled", func(c *Config) any { return &c.ACL.Enabled }},
 	{"acl.default_policy", func(c *Config) any { return &c.ACL.DefaultPolicy }},
 	{"acl.enable_token_for_dns", func(c *Config) any { return &c.ACL.EnableTokenForDNS }},

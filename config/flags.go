@@ -51,6 +51,7 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"node-meta", "node_meta", "node metadata as key:value (repeatable)"},
 	{"workload-socket", "workload_socket", "path of the SPIFFE Workload API unix socket (default /run/warren/workload.sock; a temporary one in dev mode)"},
 	{"metrics-addr", "metrics_addr", "host:port of a separate listener serving only /v1/agent/metrics (and pprof with -enable-debug)"},
+	{"enroll", "enroll", "enrollment token (warren acl enrollment-token create) this agent presents once to join a secure cluster"},
 	{"enable-debug", "enable_debug", "serve net/http/pprof under /debug/pprof/ on the metrics listener"},
 }
 

@@ -78,6 +78,9 @@ func (b *builder) validate() {
 	default:
 		check("acl.default_policy", fmt.Errorf("%q is not allow or deny", c.ACL.DefaultPolicy))
 	}
+	if c.Enroll != "" && c.Mode != ModeAgent {
+		check("enroll", fmt.Errorf("only an agent enrolls; the mode is %s", c.Mode))
+	}
 	if c.ACL.Tokens.InitialManagement != "" && !c.Server {
 		check("acl.tokens.initial_management", fmt.Errorf("only a server may set it; the mode is %s", c.Mode))
 	}

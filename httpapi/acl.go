@@ -222,6 +222,9 @@ func (h *handler) aclRoutes() map[string]http.HandlerFunc {
 		"GET /v1/acl/role/name/{name}":   h.query(h.aclRoleRead("name")),
 		"DELETE /v1/acl/role/{id}":       h.aclDelete(acl.MethodRoleDelete),
 		"GET /v1/acl/roles":              h.query(h.aclRoleList),
+
+		"PUT /v1/acl/enrollment-token":  h.enrollmentTokenCreate,
+		"GET /v1/acl/enrollment-tokens": h.info(h.enrollmentTokenList),
 	}
 }
 
@@ -520,4 +523,45 @@ func (h *handler) mayWriteCheck(r *http.Request, id string) error {
 		return forbidden("node:write", node)
 	}
 	return nil
+}
+
+// enrollmentTokenRequest is the body of PUT /v1/acl/enrollment-token.
+type enrollmentTokenRequest struct {
+	Description       string
+	TTL               api.Duration
+	Uses              int
+	NodePrefix        string
+	ServiceIdentities []*api.ACLServiceIdentity
+}
+
+// enrollmentTokenCreate makes a host enrollment token (Warren's own
+// endpoint; acl:write). The answer holds the token string, once.
+func (h *handler) enrollmentTokenCreate(w http.ResponseWriter, r *http.Request) {
+	var in enrollmentTokenRequest
+	if err := decodeJSON(w, r, &in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if in.Uses == 0 {
+		in.Uses = 1
+	}
+	if in.TTL == 0 {
+		in.TTL = api.Duration(time.Hour)
+	}
+	req := acl.EnrollmentTokenRequest{Description: in.Description, TTL: time.Duration(in.TTL), Uses: in.Uses,
+		NodePrefix: in.NodePrefix, ServiceIdentities: fromServiceIdentities(in.ServiceIdentities)}
+	var reply acl.EnrollmentTokenReply
+	if err := h.aclCall(r.Context(), acl.MethodEnrollmentTokenCreate, &req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.writeJSON(w, r, &reply)
+}
+
+func (h *handler) enrollmentTokenList(r *http.Request) (any, error) {
+	var reply acl.EnrollmentTokenList
+	if err := h.aclCall(r.Context(), acl.MethodEnrollmentTokenList, &acl.ReadRequest{}, &reply); err != nil {
+		return nil, err
+	}
+	return emptyIfNil(reply.Tokens), nil
 }

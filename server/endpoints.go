@@ -78,21 +78,26 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodIntentionApply:    typed(true, s.localIntentionApply),
 		rpc.MethodIntentionQuery:    typed(false, s.readIntentions),
 
-		acl.MethodBootstrap:       typed(true, s.localACLBootstrap),
-		acl.MethodResolve:         typed(false, s.readACLResolve),
-		acl.MethodTokenSet:        typed(true, s.localACLTokenSet),
-		acl.MethodTokenRead:       typed(false, s.readACLToken),
-		acl.MethodTokenDelete:     typed(true, s.localACLTokenDelete),
-		acl.MethodTokenList:       typed(false, s.readACLTokens),
-		acl.MethodPolicySet:       typed(true, s.localACLPolicySet),
-		acl.MethodPolicyRead:      typed(false, s.readACLPolicy),
-		acl.MethodPolicyDelete:    typed(true, s.localACLPolicyDelete),
-		acl.MethodPolicyList:      typed(false, s.readACLPolicies),
-		acl.MethodRoleSet:         typed(true, s.localACLRoleSet),
-		acl.MethodRoleRead:        typed(false, s.readACLRole),
-		acl.MethodRoleDelete:      typed(true, s.localACLRoleDelete),
-		acl.MethodRoleList:        typed(false, s.readACLRoles),
-		rpc.MethodAutoEncryptSign: typed(true, s.localAutoEncryptSign), // server/autoencrypt.go
+		acl.MethodBootstrap:    typed(true, s.localACLBootstrap),
+		acl.MethodResolve:      typed(false, s.readACLResolve),
+		acl.MethodTokenSet:     typed(true, s.localACLTokenSet),
+		acl.MethodTokenRead:    typed(false, s.readACLToken),
+		acl.MethodTokenDelete:  typed(true, s.localACLTokenDelete),
+		acl.MethodTokenList:    typed(false, s.readACLTokens),
+		acl.MethodPolicySet:    typed(true, s.localACLPolicySet),
+		acl.MethodPolicyRead:   typed(false, s.readACLPolicy),
+		acl.MethodPolicyDelete: typed(true, s.localACLPolicyDelete),
+		acl.MethodPolicyList:   typed(false, s.readACLPolicies),
+		acl.MethodRoleSet:      typed(true, s.localACLRoleSet),
+		acl.MethodRoleRead:     typed(false, s.readACLRole),
+		acl.MethodRoleDelete:   typed(true, s.localACLRoleDelete),
+		acl.MethodRoleList:     typed(false, s.readACLRoles),
+
+		acl.MethodEnrollmentTokenCreate: typed(true, s.localEnrollmentTokenCreate),
+		acl.MethodEnrollmentTokenList:   typed(false, s.readEnrollmentTokens),
+		acl.MethodEnrollCA:              typed(false, s.readEnrollCA),
+		acl.MethodEnroll:                typed(true, s.localEnroll),
+		rpc.MethodAutoEncryptSign:       typed(true, s.localAutoEncryptSign), // server/autoencrypt.go
 	}
 }
 

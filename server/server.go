@@ -67,6 +67,8 @@ type Config struct {
 	DefaultIntentionAllow bool
 	// ACL is the access control configuration (server/acl.go).
 	ACL ACLConfig
+	// Enrollment is what enrolling agents receive (server/enroll.go).
+	Enrollment EnrollmentConfig
 	// TLS makes every RPC connection mutual TLS (server/tls.go); nil runs
 	// plaintext, allowed only on a loopback address.
 	TLS     *tlscfg.Configurator

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
@@ -100,7 +101,9 @@ func authorizeRPC(p tlscfg.Peer, method string, forwarded bool, serverName strin
 	switch {
 	case method == "Join" || forwarded:
 		need = tlscfg.PeerServer
-	case method == rpc.MethodAutoEncryptSign:
+	case method == rpc.MethodAutoEncryptSign, method == acl.MethodEnrollCA, method == acl.MethodEnroll:
+		// Callers without a certificate yet: auto-encrypt (checked by
+		// the agent token) and enrollment (by the enrollment secret).
 		return nil
 	}
 	if p >= need {
