@@ -119,7 +119,8 @@ func TestBootedHost(t *testing.T) {
 	h.expectExact("0", "systemctl", "show", "-p", "ExecMainStatus", "--value", "warren-agent")
 
 	// A single-node server (which runs the local agent too).
-	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\n")
+	// A server without TLS may only bind RPC to loopback.
+	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\nbind_addr = \"127.0.0.1\"\n")
 	h.must("systemctl", "start", "warren-server")
 	h.expectExact("active", "systemctl", "is-active", "warren-server")
 	h.eventually("the catalog has web", "web", "curl", "-sf", "http://127.0.0.1:8500/v1/catalog/services")
