@@ -86,7 +86,7 @@ func newHTTPClient(addr string) *httpClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &httpClient{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute}}
+	return &httpClient{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute, Transport: cliTransport()}} // cli/tls.go
 }
 
 // do sends a request and decodes a JSON answer into out (if non-nil); a

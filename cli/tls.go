@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,3 +169,49 @@ func writePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) e
 	}
 	return nil
 }
+
+// cliTransport is the HTTP transport of the CLI's API client: nil (the
+// default transport) unless Consul's TLS variables are set, in their
+// WARREN_ or CONSUL_ spelling: *_CACERT (CA file), *_CLIENT_CERT and
+// *_CLIENT_KEY (a client certificate, for verify_incoming),
+// *_TLS_SERVER_NAME (the name to verify, e.g. localhost when the address
+// is an IP the certificate does not carry).
+func cliTransport() http.RoundTripper {
+	env := func(name string) string {
+		for _, p := range []string{"WARREN_", "CONSUL_"} {
+			if v := os.Getenv(p + name); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	caFile, certFile, keyFile, serverName := env("CACERT"), env("CLIENT_CERT"), env("CLIENT_KEY"), env("TLS_SERVER_NAME")
+	if caFile == "" && certFile == "" && serverName == "" {
+		return nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return errTransport{fmt.Errorf("CA file (WARREN_CACERT): %w", err)}
+		}
+		if conf.RootCAs, err = tlscfg.LoadPEM(b); err != nil {
+			return errTransport{fmt.Errorf("CA file %s (WARREN_CACERT): %w", caFile, err)}
+		}
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return errTransport{fmt.Errorf("client certificate (WARREN_CLIENT_CERT, WARREN_CLIENT_KEY): %w", err)}
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = conf
+	return t
+}
+
+// errTransport fails every request with the error that made it.
+type errTransport struct{ err error }
+
+func (e errTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, e.err }

@@ -3,7 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,5 +122,48 @@ func TestTLSCreate(t *testing.T) {
 	_, err = tlscfg.Load(tlscfg.Files{CAFile: filepath.Join(other, "warren-agent-ca.pem"), CertFile: filepath.Join(dir, "east-server-warren-0.pem"), KeyFile: filepath.Join(dir, "east-server-warren-0-key.pem")}, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "does not chain to the CA") {
 		t.Errorf("other CA: %v", err)
+	}
+}
+
+// TestCLIOverHTTPS: the CLI's API client takes Consul's TLS variables.
+func TestCLIOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, caKey, err := tlscfg.NewCA(tlscfg.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	srvPEM, srvKey, _ := tlscfg.NewCert(tlscfg.CertOptions{Server: true, CACertPEM: caPEM, CAKeyPEM: caKey})
+	cliPEM, cliKey, _ := tlscfg.NewCert(tlscfg.CertOptions{CACertPEM: caPEM, CAKeyPEM: caKey})
+	srvCert, err := tls.X509KeyPair(srvPEM, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := tlscfg.LoadPEM(caPEM)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"ok":true}`) }))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	ts.StartTLS()
+	defer ts.Close()
+
+	t.Setenv("WARREN_CACERT", write("ca.pem", caPEM))
+	var out map[string]bool
+	err = newHTTPClient(ts.URL).do(context.Background(), http.MethodGet, "/v1/agent/self", nil, nil, &out)
+	if err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("without a client certificate: %v", err)
+	}
+	t.Setenv("CONSUL_CLIENT_CERT", write("cli.pem", cliPEM))
+	t.Setenv("CONSUL_CLIENT_KEY", write("cli-key.pem", cliKey))
+	if err := newHTTPClient(ts.URL).do(context.Background(), http.MethodGet, "/v1/agent/self", nil, nil, &out); err != nil || !out["ok"] {
+		t.Fatalf("with a client certificate: %v %v", err, out)
+	}
+	t.Setenv("WARREN_CACERT", filepath.Join(dir, "missing.pem"))
+	if err := newHTTPClient(ts.URL).do(context.Background(), http.MethodGet, "/", nil, nil, nil); err == nil || !strings.Contains(err.Error(), "WARREN_CACERT") {
+		t.Fatalf("missing CA file: %v", err)
 	}
 }

@@ -99,7 +99,7 @@ func (b *builder) validateTLS() {
 	if t.AutoEncryptAllowTLS && !c.Server {
 		check("auto_encrypt.allow_tls", "only servers sign agent certificates; an agent sets auto_encrypt { tls = true }")
 	}
-	if c.Server && c.Mode != ModeDev && t.Enabled() && t.CertFile == "" {
+	if c.Server && t.Enabled() && t.CertFile == "" {
 		check("tls.defaults.cert_file", "a server with a CA needs its server certificate (`warren tls cert create -server`)")
 	}
 	hasCert := t.CertFile != "" || t.AutoEncrypt

@@ -125,7 +125,8 @@ func TestBootedHost(t *testing.T) {
 	// ACLs on (the default) with an initial management token.
 	const mgmt = "0f6d3c2b-8a1e-4b5c-9d7e-2f3a4b5c6d7e"
 	h.write("/etc/warren.d/acl.hcl", "acl {\n  tokens {\n    initial_management = \""+mgmt+"\"\n  }\n}\n")
-	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\n")
+	// A server without TLS may only bind RPC to loopback.
+	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\nbind_addr = \"127.0.0.1\"\n")
 	h.must("systemctl", "start", "warren-server")
 	h.expectExact("active", "systemctl", "is-active", "warren-server")
 	h.eventually("the catalog has web", "web", "curl", "-sf", "-H", "X-Consul-Token: "+mgmt, "http://127.0.0.1:8500/v1/catalog/services")

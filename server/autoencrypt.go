@@ -3,9 +3,6 @@ package server
 import (
 	"context"
 	crand "crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"time"
 
@@ -60,11 +57,7 @@ func (s *Server) localAutoEncryptSign(_ context.Context, req *rpc.AutoEncryptSig
 		s.log.Warn("refused to sign an agent certificate", "node", req.Node, "err", err.Error())
 		return nil, err
 	}
-	block, _ := pem.Decode([]byte(certPEM))
-	if block == nil {
-		return nil, errors.New("sign agent certificate: no certificate in the signer's output")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := parseSigned(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("sign agent certificate: %w", err)
 	}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/tls"
 	"slices"
 	"strings"
 	"testing"
@@ -85,25 +84,10 @@ func TestAutoEncrypt(t *testing.T) {
 	if _, err := fresh.Join(ctx, leader.Server.Addr(), nil); err == nil || !strings.Contains(err.Error(), "needs a server certificate") {
 		t.Fatalf("Join with an auto-encrypt certificate: %v", err)
 	}
-	agentCert := *tc.Cert()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{agentCert}, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = conn.(*tls.Conn).Handshake()
-			_ = conn.Close()
-		}
-	}()
+	fake := fakeServer(t, *tc.Cert())
 	cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
 	defer ccancel()
-	if err := register(cctx, admin, ln.Addr().String(), "x"); err == nil || !strings.Contains(err.Error(), "tls: failed to verify certificate") {
+	if err := register(cctx, admin, fake, "x"); err == nil || !strings.Contains(err.Error(), "tls: failed to verify certificate") {
 		t.Fatalf("a server dialing a peer with an agent certificate: %v", err)
 	}
 }

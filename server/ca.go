@@ -500,17 +500,26 @@ func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode([]byte(certPEM))
-	if block == nil {
-		return nil, errors.New("sign leaf: no certificate in the signer's output")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := parseSigned(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("sign leaf: parse the signed certificate: %w", err)
+		return nil, fmt.Errorf("sign leaf: %w", err)
 	}
 	return &rpc.SignReply{
 		SerialNumber: serial, CertPEM: certPEM, Service: req.Service, ServiceURI: id.String(),
 		ValidAfter: cert.NotBefore, ValidBefore: cert.NotAfter, RootID: active.ID,
 		CreateIndex: idx, ModifyIndex: idx,
 	}, nil
+}
+
+// parseSigned parses the leaf at the head of a signer's output.
+func parseSigned(certPEM string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil {
+		return nil, errors.New("no certificate in the signer's output")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse the signed certificate: %w", err)
+	}
+	return cert, nil
 }

@@ -172,31 +172,39 @@ func TestTLSCluster(t *testing.T) {
 	t.Run("client certificate posing as a server", func(t *testing.T) {
 		// A fake server presenting an agent certificate: a server (or an
 		// agent) dialing it refuses it, whatever CA signed it.
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{agentCert}, NextProtos: []string{"h2"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_ = conn.(*tls.Conn).Handshake()
-				_ = conn.Close()
-			}
-		}()
+		fake := fakeServer(t, agentCert)
 		srvCert := pki.server
 		pool := rpc.NewTLSPool(pki.configurator(t, &srvCert, false).OutgoingRPC())
 		defer pool.Close()
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
 		defer ccancel()
-		err = register(cctx, pool, ln.Addr().String(), "x")
+		err := register(cctx, pool, fake, "x")
 		if err == nil || !strings.Contains(err.Error(), "server.dc1.warren") {
 			t.Fatalf("dial a fake server with a client certificate: %v", err)
 		}
 	})
+}
+
+// fakeServer listens with cert and closes every connection after the
+// handshake; it returns its address.
+func fakeServer(t *testing.T, cert tls.Certificate) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.(*tls.Conn).Handshake()
+			_ = conn.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // TestPlaintextServerRefusesNonLoopback: without TLS, only loopback.

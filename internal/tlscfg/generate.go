@@ -123,6 +123,11 @@ func NewCA(o CAOptions) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("create CA certificate: %w", err)
 	}
+	return encodePair(der, key)
+}
+
+// encodePair is a certificate's and its key's PEM.
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, nil, err
@@ -205,12 +210,7 @@ func NewCert(o CertOptions) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign certificate: %w", err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+	return encodePair(der, key)
 }
 
 // ParseCertPEM parses the first certificate of a PEM text.
