@@ -305,6 +305,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			// default_intention_policy (not a config key yet): allow in
 			// dev, deny otherwise.
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
+
+			CSRMaxPerSecond: csrMaxPerSecond(cfg.Connect.CSRMaxPerSecond),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -506,4 +508,13 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	}
 	<-errCh
 	return nil
+}
+
+// csrMaxPerSecond maps connect.ca_config.csr_max_per_second (0: no limit,
+// Consul's) to server.Config's (0: the default; negative: no limit).
+func csrMaxPerSecond(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

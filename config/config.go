@@ -88,6 +88,9 @@ type Config struct {
 
 	DNS DNSConfig
 
+	// Connect is the connect block (see connect.go).
+	Connect ConnectConfig
+
 	// MetricsAddr is host:port of a separate HTTP listener serving only
 	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none
 	// (key metrics_addr, flag -metrics-addr).
@@ -235,6 +238,7 @@ func defaults(mode Mode, h host) Config {
 			RecursorTimeout: 2 * time.Second,
 			UDPAnswerLimit:  3,
 		},
+		Connect: defaultConnect(),
 	}
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket

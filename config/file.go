@@ -56,6 +56,7 @@ var fields = []struct {
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	{"connect.ca_config.csr_max_per_second", func(c *Config) any { return &c.Connect.CSRMaxPerSecond }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -68,8 +69,9 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }.
-var sections = []string{"ports", "dns_config"}
+// sections are the blocks that group keys: ports { http = 8500 }. A
+// dotted name is a block inside a block: connect { ca_config { } }.
+var sections = []string{"ports", "dns_config", "connect", "connect.ca_config"}
 
 // Top-level keys that fields does not list.
 const (
@@ -82,10 +84,12 @@ const (
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	if prefix == "" {
-		for _, sec := range sections {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+	for _, sec := range sections {
+		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: name})
 		}
+	}
+	if prefix == "" {
 		// These may be written as blocks (node_meta { rack = "a" },
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
@@ -161,7 +165,7 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 				continue
 			}
 			seen[blk.Type] = true
-			b.decodeBody(blk.Body, blk.Type+".")
+			b.decodeBody(blk.Body, prefix+blk.Type+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
@@ -408,6 +412,12 @@ func assignValue(ptr any, v cty.Value) error {
 			return fmt.Errorf("want a whole number, got %s", bf.Text('g', -1))
 		}
 		*p = int(n)
+	case *float64:
+		if v.Type() != cty.Number {
+			return fmt.Errorf("want a number, got %s", v.Type().FriendlyName())
+		}
+		f, _ := v.AsBigFloat().Float64()
+		*p = f
 	case *time.Duration:
 		if v.Type() != cty.String {
 			return fmt.Errorf("want a duration string such as \"30s\", got %s", v.Type().FriendlyName())

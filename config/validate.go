@@ -52,6 +52,7 @@ func (b *builder) validate() {
 	}
 
 	b.validatePorts()
+	b.validateConnect()
 
 	switch {
 	case c.BootstrapExpect < 0:

@@ -97,3 +97,9 @@ log_json = true
 metrics_addr = "127.0.0.1:19100"
 enable_debug = true
 workload_socket = "/run/warren-test/workload.sock"
+
+connect {
+  ca_config {
+    csr_max_per_second = 12.5
+  }
+}
