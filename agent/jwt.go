@@ -58,6 +58,12 @@ func (c *jwtCache) get(key string, now time.Time) (jwtToken, bool) {
 	return t, true
 }
 
+func (c *jwtCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+}
+
 func (c *jwtCache) put(key string, t jwtToken, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

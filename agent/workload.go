@@ -239,6 +239,9 @@ func (w *WorkloadAPI) followRoots(ctx context.Context) error {
 			} else {
 				w.jwtKeys, w.jwtBundle = r.JWTKeys, b
 				changed = true
+				// New tokens from the new key at once; those handed out
+				// stay valid while the old key is in the bundle.
+				w.jwt.clear()
 			}
 		}
 		w.mu.Unlock()
