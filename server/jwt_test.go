@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -405,4 +407,32 @@ func pemBody(p string) string {
 		return ""
 	}
 	return strings.Join(lines[1:len(lines)-1], "\n")
+}
+
+// TestDataDirIsPrivate: a new data dir and its Raft dir (which hold the CA
+// keys) are 0700, and a Raft dir left readable by others is tightened.
+func TestDataDirIsPrivate(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "new", "data")
+	c := servertest.New(t, 1, func(cfg *server.Config) { cfg.DataDir = dir })
+	c.WaitLeader()
+	for _, d := range []string{dir, filepath.Join(dir, "raft")} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s is %v, want 0700", d, fi.Mode().Perm())
+		}
+	}
+	// A Raft dir made readable by others is tightened at the next start.
+	n := c.Nodes[0]
+	c.Stop(n)
+	if err := os.Chmod(filepath.Join(dir, "raft"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(n)
+	if fi, err := os.Stat(filepath.Join(dir, "raft")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("raft dir after a restart: %v %v, want 0700", fi.Mode(), err)
+	}
 }
