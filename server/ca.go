@@ -45,9 +45,8 @@ const DefaultCSRMaxPerSecond = 50
 type caState struct {
 	mu sync.Mutex // serializes CA writes on the leader
 
-	signerMu  sync.Mutex
-	signer    *connect.Signer
-	signerFor string // root ID + signing key ID the signer was built for
+	signerMu sync.Mutex
+	signer   built[*connect.Signer] // for root ID + signing key ID
 	// The decoded active root and config, for signing, valid while the
 	// roots' and config's meta rows keep these modify indexes.
 	signAt     [2]uint64
@@ -55,8 +54,7 @@ type caState struct {
 	signCfg    connect.CAConfig
 	signIdx    uint64
 
-	jwtSigner    *connect.JWTSigner
-	jwtSignerFor string // root ID + JWT key ID
+	jwtSigner built[*connect.JWTSigner] // for root ID + JWT key ID
 
 	limiter   *rate.Limiter
 	limitMu   sync.Mutex
@@ -446,21 +444,33 @@ func (s *Server) localSetCAConfig(ctx context.Context, req *rpc.CAConfigSetReque
 	return &rpc.Empty{}, nil
 }
 
+// built is a value built for a key (a root and one of its keys), kept
+// until the key changes.
+type built[T any] struct {
+	v   T
+	key string
+}
+
+// get returns the value built for key, building it if needed; the caller
+// holds the lock that guards b.
+func (b *built[T]) get(key string, build func() (T, error)) (T, error) {
+	if b.key == key && key != "" {
+		return b.v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return v, err
+	}
+	b.v, b.key = v, key
+	return v, nil
+}
+
 // signer returns the cached signer of the active root, rebuilding it when
 // the active root or its signing key changed.
 func (s *Server) signer(active *connect.Root) (*connect.Signer, error) {
-	key := active.ID + "/" + active.SigningKeyID
 	s.ca.signerMu.Lock()
 	defer s.ca.signerMu.Unlock()
-	if s.ca.signer != nil && s.ca.signerFor == key {
-		return s.ca.signer, nil
-	}
-	sg, err := connect.NewSigner(active)
-	if err != nil {
-		return nil, err
-	}
-	s.ca.signer, s.ca.signerFor = sg, key
-	return sg, nil
+	return s.ca.signer.get(active.ID+"/"+active.SigningKeyID, func() (*connect.Signer, error) { return connect.NewSigner(active) })
 }
 
 // signingCA returns the active root and the CA config, decoding them only
@@ -595,18 +605,9 @@ func refusalReason(err error) string {
 
 // jwtSignerOf returns the cached JWT signer of the active root.
 func (s *Server) jwtSignerOf(active *connect.Root) (*connect.JWTSigner, error) {
-	key := active.ID + "/" + active.JWTKeyID
 	s.ca.signerMu.Lock()
 	defer s.ca.signerMu.Unlock()
-	if s.ca.jwtSigner != nil && s.ca.jwtSignerFor == key {
-		return s.ca.jwtSigner, nil
-	}
-	sg, err := connect.NewJWTSigner(active)
-	if err != nil {
-		return nil, err
-	}
-	s.ca.jwtSigner, s.ca.jwtSignerFor = sg, key
-	return sg, nil
+	return s.ca.jwtSigner.get(active.ID+"/"+active.JWTKeyID, func() (*connect.JWTSigner, error) { return connect.NewJWTSigner(active) })
 }
 
 // localSignJWT signs a JWT-SVID for a service registered on the requesting
