@@ -340,6 +340,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
 			TLS:        p.tls,
 			Enrollment: enrollment,
+
+			CSRMaxPerSecond: csrMaxPerSecond(cfg.Connect.CSRMaxPerSecond),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -585,4 +587,13 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	}
 	<-errCh
 	return nil
+}
+
+// csrMaxPerSecond maps connect.ca_config.csr_max_per_second (0: no limit,
+// Consul's) to server.Config's (0: the default; negative: no limit).
+func csrMaxPerSecond(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

@@ -100,6 +100,8 @@ type Config struct {
 	// agent presents it once to receive its ACL token, the gossip key,
 	// the servers and the CA. A secret: never log it.
 	Enroll string
+	// Connect is the connect block (see connect.go).
+	Connect ConnectConfig
 
 	// MetricsAddr is host:port of a separate HTTP listener serving only
 	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none
@@ -279,6 +281,7 @@ func defaults(mode Mode, h host) Config {
 			RecursorTimeout: 2 * time.Second,
 			UDPAnswerLimit:  3,
 		},
+		Connect: defaultConnect(),
 	}
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket

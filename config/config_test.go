@@ -97,6 +97,7 @@ func TestLoad_FullConfig(t *testing.T) {
 			VerifyIncoming: true, VerifyOutgoing: true, VerifyServerHostname: true, HTTPSVerifyIncoming: new(bool),
 			AutoEncryptAllowTLS: true,
 		},
+		Connect: ConnectConfig{CSRMaxPerSecond: 12.5},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -244,7 +245,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
-			ACL: ACLConfig{DefaultPolicy: "deny"},
+			ACL:     ACLConfig{DefaultPolicy: "deny"},
+			Connect: defaultConnect(),
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -252,8 +254,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
-			WorkloadSocket: DefaultWorkloadSocket,
-			ACL:            ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
+			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -261,8 +263,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
-			WorkloadSocket: DefaultWorkloadSocket,
-			ACL:            ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
+			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
 		}},
 	}
 	for _, tt := range tests {
@@ -512,6 +514,12 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"FILE:4: dns_config: defined more than once in this file"}},
 		{"dns_config as a setting", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config = {}\n", nil,
 			[]string{"FILE:2: dns_config: is a block, not a setting"}},
+		{"negative csr_max_per_second", ModeServer, "a.hcl", "data_dir = \"/d\"\nconnect {\n  ca_config {\n    csr_max_per_second = -1\n  }\n}\n", nil,
+			[]string{"FILE:4: connect.ca_config.csr_max_per_second: must be 0 (no limit) or more, got -1"}},
+		{"csr_max_per_second string", ModeServer, "a.json", "{\n\"data_dir\": \"/d\",\n\"connect\": {\"ca_config\": {\n\"csr_max_per_second\": \"fast\"\n}}\n}", nil,
+			[]string{"FILE:4: connect.ca_config.csr_max_per_second: want a number, got string"}},
+		{"unknown ca_config key", ModeServer, "a.hcl", "data_dir = \"/d\"\nconnect {\n  ca_config {\n    private_key = \"x\"\n  }\n}\n", nil,
+			[]string{"FILE:4: connect.ca_config.private_key: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,6 +75,7 @@ var fields = []struct {
 	{"tls.https.verify_incoming", func(c *Config) any { return &c.TLS.HTTPSVerifyIncoming }},
 	{"auto_encrypt.tls", func(c *Config) any { return &c.TLS.AutoEncrypt }},
 	{"auto_encrypt.allow_tls", func(c *Config) any { return &c.TLS.AutoEncryptAllowTLS }},
+	{"connect.ca_config.csr_max_per_second", func(c *Config) any { return &c.Connect.CSRMaxPerSecond }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -88,8 +89,10 @@ func fieldPtr(c *Config, key string) any {
 }
 
 // sections are the blocks that group keys: ports { http = 8500 }; a dot
-// nests one in another (acl { tokens { agent = "..." } }, tls { defaults { } }).
-var sections = []string{"ports", "dns_config", "acl", "acl.tokens", "tls", "tls.defaults", "tls.internal_rpc", "tls.https", "auto_encrypt"}
+// nests one in another (acl { tokens { agent = "..." } }, connect {
+// ca_config { } }).
+var sections = []string{"ports", "dns_config", "acl", "acl.tokens", "tls", "tls.defaults", "tls.internal_rpc", "tls.https",
+	"auto_encrypt", "connect", "connect.ca_config"}
 
 // Top-level keys that fields does not list.
 const (
@@ -442,6 +445,12 @@ func assignValue(ptr any, v cty.Value) error {
 			return fmt.Errorf("want a whole number, got %s", bf.Text('g', -1))
 		}
 		*p = int(n)
+	case *float64:
+		if v.Type() != cty.Number {
+			return fmt.Errorf("want a number, got %s", v.Type().FriendlyName())
+		}
+		f, _ := v.AsBigFloat().Float64()
+		*p = f
 	case *time.Duration:
 		if v.Type() != cty.String {
 			return fmt.Errorf("want a duration string such as \"30s\", got %s", v.Type().FriendlyName())

@@ -53,6 +53,7 @@ func (b *builder) validate() {
 
 	b.validateTLS() // config/tls.go; defaults ports.https
 	b.validatePorts()
+	b.validateConnect()
 
 	switch {
 	case c.BootstrapExpect < 0:

@@ -79,6 +79,13 @@ func (s *Server) authorizeCall(ctx context.Context, method string, req any) (acl
 			return nil, denied("node:write", node)
 		}
 		return nil, nil
+	case rpc.MethodCASignJWT:
+		// Likewise for JWT-SVIDs.
+		node := req.(*rpc.SignJWTRequest).Node
+		if !a.NodeWrite(node) {
+			return nil, denied("node:write", node)
+		}
+		return nil, nil
 	case rpc.MethodIntentionApply:
 		dst := intentionDestination(req.(*rpc.IntentionApplyRequest).Destination)
 		if !a.IntentionWrite(dst) {

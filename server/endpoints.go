@@ -75,6 +75,7 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodCAConfigGet:       typed(false, s.readCAConfig),
 		rpc.MethodCAConfigSet:       typed(true, s.localSetCAConfig),
 		rpc.MethodCASign:            typed(true, s.localSign),
+		rpc.MethodCASignJWT:         typed(true, s.localSignJWT),
 		rpc.MethodIntentionApply:    typed(true, s.localIntentionApply),
 		rpc.MethodIntentionQuery:    typed(false, s.readIntentions),
 

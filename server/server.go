@@ -205,6 +205,9 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create raft dir: %w", err)
 	}
+	if err := protectRaftDir(dir, s.log); err != nil {
+		return err
+	}
 	hclog := logging.HCLog(s.log.With("component", "raft"))
 	boltPath := filepath.Join(dir, "raft.db")
 	bolt, err := raftboltdb.New(raftboltdb.Options{

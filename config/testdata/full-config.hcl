@@ -131,3 +131,9 @@ auto_encrypt {
   tls       = false
   allow_tls = true
 }
+
+connect {
+  ca_config {
+    csr_max_per_second = 12.5
+  }
+}

@@ -112,7 +112,9 @@ func Logger(name string) *slog.Logger {
 func (c *Cluster) Start(n *Node) {
 	c.t.Helper()
 	cfg := n.Config
-	cfg.Logger = Logger(n.Name)
+	if cfg.Logger == nil { // an Option may set its own
+		cfg.Logger = Logger(n.Name)
+	}
 	var srv *server.Server
 	var err error
 	// The port may take a moment to be free again after a stop.
