@@ -150,6 +150,29 @@ auto_encrypt {
 		return err
 	})
 
+	// The mesh: a leaf for web from e1 (signed for e1's agent, which may
+	// hold web), and intentions decide who may connect to it.
+	webTok, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{ServiceIdentities: []*consulapi.ACLServiceIdentity{{ServiceName: "web"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCl, _ := consulapi.NewClient(&consulapi.Config{Address: e1.HTTP(), Token: webTok.SecretID})
+	leaf, _, err := webCl.Agent().ConnectCALeaf("web", nil)
+	if err != nil || !strings.HasSuffix(leaf.ServiceURI, "/svc/web") {
+		t.Fatalf("leaf for web on e1: %+v, %v", leaf, err)
+	}
+	if _, err := mgmt.Connect().IntentionUpsert(&consulapi.Intention{SourceName: "api", DestinationName: "web", Action: consulapi.IntentionActionDeny}, nil); err != nil {
+		t.Fatal(err)
+	}
+	apiURI := strings.TrimSuffix(leaf.ServiceURI, "/svc/web") + "/svc/api"
+	authz, err := webCl.Agent().ConnectAuthorize(&consulapi.AgentAuthorizeParams{Target: "web", ClientCertURI: apiURI, ClientCertSerial: "01"})
+	if err != nil || authz.Authorized {
+		t.Errorf("api -> web with a deny intention: %+v, %v", authz, err)
+	}
+	if _, _, err := webCl.Agent().ConnectCALeaf("db", nil); err == nil {
+		t.Error("a web token got a leaf for db")
+	}
+
 	// The token is spent: a third host is refused, and says why.
 	e3 := enrolled("e3", et.Token)
 	cmd := exec.Command(warrenBin, e3.args...)
