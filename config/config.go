@@ -103,6 +103,16 @@ type Config struct {
 	// temporary one.
 	WorkloadSocket string
 
+	// Limits bound what one client may cost this process (limits { }
+	// block and check_output_max_size; config/limits.go).
+	Limits Limits
+	// CheckOutputMaxSize is the most output a check reports, truncation
+	// marker included (key check_output_max_size, Consul's; default and
+	// maximum catalog.MaxOutputLen, 4096).
+	CheckOutputMaxSize int
+	// Audit is the audit log (audit { } block; config/limits.go).
+	Audit AuditConfig
+
 	// Services are the service definitions of the config files, in the
 	// order they were read; every ID (defaulting to the name) is unique.
 	Services []ServiceDefinition
@@ -236,6 +246,7 @@ func defaults(mode Mode, h host) Config {
 			UDPAnswerLimit:  3,
 		},
 	}
+	c.Limits, c.CheckOutputMaxSize = defaultLimits()
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket
 	}

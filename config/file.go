@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // fields maps every config key to the Config field it sets. Keys with a
 // dot live in a section block ("ports.http" in ports { }). The pointer's
-// type says how a value is decoded: *string, *int, *bool, *time.Duration,
+// type says how a value is decoded: *string, *int, *float64, *bool, *time.Duration,
 // *[]string, *map[string]string or *map[string]time.Duration. Service
 // definitions (service, services) are decoded apart, by decodeService.
 var fields = []struct {
@@ -56,6 +57,16 @@ var fields = []struct {
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	// Limits and audit (config/limits.go).
+	{"check_output_max_size", func(c *Config) any { return &c.CheckOutputMaxSize }},
+	{"limits.http_max_conns_per_client", func(c *Config) any { return &c.Limits.HTTPMaxConnsPerClient }},
+	{"limits.http_max_blocking_queries_per_client", func(c *Config) any { return &c.Limits.HTTPMaxBlockingQueriesPerClient }},
+	{"limits.http_max_body_bytes", func(c *Config) any { return &c.Limits.HTTPMaxBodyBytes }},
+	{"limits.http_read_header_timeout", func(c *Config) any { return &c.Limits.HTTPReadHeaderTimeout }},
+	{"limits.rpc_rate", func(c *Config) any { return &c.Limits.RPCRate }},
+	{"limits.rpc_max_burst", func(c *Config) any { return &c.Limits.RPCMaxBurst }},
+	{"audit.enabled", func(c *Config) any { return &c.Audit.Enabled }},
+	{"audit.sink.file.path", func(c *Config) any { return &c.Audit.Path }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -68,8 +79,15 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }.
-var sections = []string{"ports", "dns_config"}
+// sections are the blocks that group keys: ports { http = 8500 }. A
+// section inside another is named by its path ("audit.sink"); one listed
+// in sectionLabels takes a label, which becomes part of its keys' path:
+// audit { sink "file" { path = "..." } } sets audit.sink.file.path (in JSON,
+// "sink": {"file": {"path": "..."}}).
+var sections = []string{"ports", "dns_config", "limits", "audit", "audit.sink"}
+
+// sectionLabels are the labels each labeled section accepts.
+var sectionLabels = map[string][]string{"audit.sink": {"file"}}
 
 // Top-level keys that fields does not list.
 const (
@@ -82,10 +100,16 @@ const (
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	if prefix == "" {
-		for _, sec := range sections {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+	for _, sec := range sections {
+		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
+			hdr := hcl.BlockHeaderSchema{Type: name}
+			if sectionLabels[sec] != nil {
+				hdr.LabelNames = []string{"name"}
+			}
+			s.Blocks = append(s.Blocks, hdr)
 		}
+	}
+	if prefix == "" {
 		// These may be written as blocks (node_meta { rack = "a" },
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
@@ -156,12 +180,20 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			o := b.bodyObject(blk.DefRange, blk.Body, nodeMetaKey)
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
 		default:
-			if seen[blk.Type] {
-				b.errs = append(b.errs, keyErr(pos(blk.DefRange), blk.Type, "defined more than once in this file"))
+			path := prefix + blk.Type
+			if labels := sectionLabels[path]; labels != nil {
+				if !slices.Contains(labels, blk.Labels[0]) {
+					b.errs = append(b.errs, keyErr(pos(blk.LabelRanges[0]), path, "unknown kind %q: want one of %s", blk.Labels[0], strings.Join(labels, ", ")))
+					continue
+				}
+				path += "." + blk.Labels[0]
+			}
+			if seen[path] {
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), path, "defined more than once in this file"))
 				continue
 			}
-			seen[blk.Type] = true
-			b.decodeBody(blk.Body, blk.Type+".")
+			seen[path] = true
+			b.decodeBody(blk.Body, path+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
@@ -408,6 +440,15 @@ func assignValue(ptr any, v cty.Value) error {
 			return fmt.Errorf("want a whole number, got %s", bf.Text('g', -1))
 		}
 		*p = int(n)
+	case *float64:
+		if v.Type() != cty.Number {
+			return fmt.Errorf("want a number, got %s", v.Type().FriendlyName())
+		}
+		f, _ := v.AsBigFloat().Float64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("want a finite number")
+		}
+		*p = f
 	case *time.Duration:
 		if v.Type() != cty.String {
 			return fmt.Errorf("want a duration string such as \"30s\", got %s", v.Type().FriendlyName())

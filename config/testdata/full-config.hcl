@@ -97,3 +97,20 @@ log_json = true
 metrics_addr = "127.0.0.1:19100"
 enable_debug = true
 workload_socket = "/run/warren-test/workload.sock"
+
+# Limits and audit (config/limits.go).
+check_output_max_size = 2048
+limits {
+  http_max_conns_per_client            = 100
+  http_max_blocking_queries_per_client = 50
+  http_max_body_bytes                  = 524288
+  http_read_header_timeout             = "5s"
+  rpc_rate                             = 250.5
+  rpc_max_burst                        = 500
+}
+audit {
+  enabled = true
+  sink "file" {
+    path = "/var/log/warren/audit.json"
+  }
+}
