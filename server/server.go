@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
@@ -66,6 +68,13 @@ type Config struct {
 	DefaultIntentionAllow bool
 	Version               string
 	Logger                *slog.Logger
+
+	// RPCRate is rpc_rate: the calls per second one agent address may
+	// make (0: no limit); RPCMaxBurst the burst (default 1000).
+	// Rejections counts refusals (server/ratelimit.go); nil counts none.
+	RPCRate     float64
+	RPCMaxBurst int
+	Rejections  *limits.Rejections
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -99,6 +108,7 @@ type Server struct {
 	metaMu sync.Mutex
 
 	endpoints map[string]endpoint
+	rpcRate   *limits.KeyedRate // rpc_rate buckets (server/ratelimit.go)
 	metrics   *serverMetrics
 	storeLogs prometheus.Histogram
 	ca        *caState
@@ -133,7 +143,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
 		targets: map[string]bool{}, discovered: make(chan struct{}, 1), storeLogs: storeLogsHistogram(),
-		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
+		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{},
+		rpcRate: limits.NewKeyedRate(cfg.RPCRate, cmp.Or(cfg.RPCMaxBurst, 1000), 0)}
 	ok := false
 	defer func() {
 		if !ok {
