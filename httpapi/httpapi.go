@@ -260,7 +260,11 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 	case errors.As(err, &he):
 		return he.code, he.msg, false
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit %s is %d bytes", limits.HTTPBodySize, tooBig.Limit), false
+		name := limits.HTTPBodySize
+		if tooBig.Limit == maxSnapshotBytes {
+			name = "snapshot size"
+		}
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit %s is %d bytes", name, tooBig.Limit), false
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, fe.Error(), false
 	case errors.Is(err, catalog.ErrInvalid):

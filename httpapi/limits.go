@@ -25,11 +25,20 @@ func stateOf(r *http.Request) *reqState {
 	return nil
 }
 
+// maxPathBytes bounds a request's path: no name the API takes comes near
+// it, and a longer one is refused before routing (the request line as a
+// whole is bounded by the server's MaxHeaderBytes, answered 431).
+const maxPathBytes = 8 << 10
+
 // withRequestState is the outermost layer. It replaces the request (a new
 // context), so it must run before the mux sets r.Pattern, which the layers
 // inside read.
 func (h *handler) withRequestState(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := len(r.URL.EscapedPath()); n > maxPathBytes {
+			h.fail(w, r, badRequest("path: %d bytes, longer than the limit of %d", n, maxPathBytes))
+			return
+		}
 		st := &reqState{maxBody: h.maxBody}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
 	})

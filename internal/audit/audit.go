@@ -114,8 +114,9 @@ type Log struct {
 	log     *slog.Logger
 	events  prometheus.Counter
 	dropped prometheus.Counter
-	// nDropped mirrors dropped, for Dropped.
+	// nDropped and nWritten mirror the counters, for Dropped and Written.
 	nDropped atomic.Int64
+	nWritten atomic.Int64
 
 	mu      sync.RWMutex // guards closing against senders
 	closing bool
@@ -296,7 +297,9 @@ func (l *Log) write(batch []byte) error {
 	if _, err := l.f.Write(batch); err != nil {
 		return fmt.Errorf("audit: write %s: %w", l.cfg.Path, err)
 	}
-	l.events.Add(float64(bytes.Count(batch, []byte{'\n'})))
+	n := bytes.Count(batch, []byte{'\n'})
+	l.events.Add(float64(n))
+	l.nWritten.Add(int64(n))
 	return nil
 }
 
@@ -312,6 +315,10 @@ func (l *Log) drop() {
 	l.nDropped.Add(1)
 	l.dropped.Inc()
 }
+
+// Written is the number of events written to the file so far (each in
+// the kernel's hands: a kill -9 of the process no longer loses it).
+func (l *Log) Written() int64 { return l.nWritten.Load() }
 
 // Dropped is the number of events dropped so far.
 func (l *Log) Dropped() int64 { return l.nDropped.Load() }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Limit names: the only values of the metric's "limit" label, and the
@@ -58,8 +59,17 @@ func (r *Rejections) Inc(limit string) {
 	r.vec.WithLabelValues(limit).Inc()
 }
 
-// Collector is the counter, for tests that read it.
-func (r *Rejections) Collector() *prometheus.CounterVec { return r.vec }
+// Count is how many rejections limit has counted.
+func (r *Rejections) Count(limit string) float64 {
+	if r == nil {
+		return 0
+	}
+	var m dto.Metric
+	if err := r.vec.WithLabelValues(limit).Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
 
 // ClientIP returns the IP of a "host:port" remote address (IPv4-mapped
 // IPv6 addresses unmapped), or the whole string when it does not parse, so
