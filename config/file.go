@@ -182,6 +182,9 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 		default:
 			path := prefix + blk.Type
 			if labels := sectionLabels[path]; labels != nil {
+				if len(blk.Labels) != 1 {
+					continue // HCL reported the missing label
+				}
 				if !slices.Contains(labels, blk.Labels[0]) {
 					b.errs = append(b.errs, keyErr(pos(blk.LabelRanges[0]), path, "unknown kind %q: want one of %s", blk.Labels[0], strings.Join(labels, ", ")))
 					continue
