@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -51,25 +50,8 @@ audit {
 		t.Fatal(err)
 	}
 	ports := freePorts(t, 5)
-	cmd := exec.Command(os.Args[0], "dev", "-config-file", cfgFile,
-		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[1]),
-		"-server-port", strconv.Itoa(ports[2]), "-serf-lan-port", strconv.Itoa(ports[3]),
-		"-grpc-port", strconv.Itoa(ports[4]), "-workload-socket", filepath.Join(tmp, "w.sock"))
-	cmd.Env = append(os.Environ(), "WARREN_CLI_TEST_MAIN=1", "TMPDIR="+dataRoot, "NOTIFY_SOCKET=")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("warren's stderr:\n%s", stderr.String())
-		}
-	}()
+	startDev(t, ports, []string{"-config-file", cfgFile, "-workload-socket", filepath.Join(tmp, "w.sock")},
+		"TMPDIR="+dataRoot, "NOTIFY_SOCKET=")
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	base := "http://" + addr
 	waitReady(t, base)

@@ -70,11 +70,10 @@ func readLines(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-// Events from many goroutines each land as one whole JSON line with the
-// fields given, the accessor taken from the context's identity, and the
-// file is 0600.
-func TestConcurrentWriters(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "audit.json")
+// runLog opens a log at path and runs its writer; stop ends it and fails
+// the test on a write error.
+func runLog(t *testing.T, path string) (*Log, func()) {
+	t.Helper()
 	l, err := Open(Config{Path: path})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +81,21 @@ func TestConcurrentWriters(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
+	return l, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Events from many goroutines each land as one whole JSON line with the
+// fields given, the accessor taken from the context's identity, and the
+// file is 0600.
+func TestConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "audit.json")
+	l, stop := runLog(t, path)
 
 	const writers, each = 16, 200
 	var wg sync.WaitGroup
@@ -95,10 +109,7 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -138,18 +149,9 @@ func TestConcurrentWriters(t *testing.T) {
 // No identity in the context: the line says anonymous.
 func TestAnonymous(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.json")
-	l, err := Open(Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
+	l, stop := runLog(t, path)
 	l.Audit(context.Background(), Event{Type: "enrollment", Result: "refused", Detail: "token expired"})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	lines := readLines(t, path)
 	if len(lines) != 1 || lines[0]["accessor_id"] != Anonymous || lines[0]["type"] != "enrollment" || lines[0]["result"] != "refused" {
 		t.Fatalf("lines %v", lines)
