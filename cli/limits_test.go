@@ -50,7 +50,7 @@ audit {
 		t.Fatal(err)
 	}
 	ports := freePorts(t, 5)
-	startDev(t, ports, []string{"-config-file", cfgFile, "-workload-socket", filepath.Join(tmp, "w.sock")},
+	cmd, _ := startDev(t, ports, []string{"-config-file", cfgFile, "-workload-socket", filepath.Join(tmp, "w.sock")},
 		"TMPDIR="+dataRoot, "NOTIFY_SOCKET=")
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	base := "http://" + addr
@@ -64,6 +64,75 @@ audit {
 	t.Run("path traversal", func(t *testing.T) { testPathTraversal(t, addr, base, dataRoot) })
 	t.Run("check redirects", func(t *testing.T) { testCheckRedirects(t, base) })
 	t.Run("metrics", func(t *testing.T) { testLimitMetrics(t, base) })
+	t.Run("audit log after kill -9", func(t *testing.T) { testAuditKill9(t, base, auditPath, cmd.Process) })
+}
+
+// Writes keep coming when the process is killed with SIGKILL: the audit
+// log keeps every write answered well before the kill (the writer takes
+// events off its queue as they come), and no line is cut.
+func testAuditKill9(t *testing.T, base, path string, proc *os.Process) {
+	c := httpFrom("127.0.0.1")
+	var (
+		mu    sync.Mutex
+		acked []time.Time
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"Node":"kill-%d-%d","Address":"10.0.0.1"}`, w, i)
+				req, _ := http.NewRequest("PUT", base+"/v1/catalog/register", strings.NewReader(body))
+				resp, err := c.Do(req)
+				if err != nil {
+					return // killed
+				}
+				resp.Body.Close()
+				mu.Lock()
+				acked = append(acked, time.Now())
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	killedAt := time.Now()
+	if err := proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 || raw[len(raw)-1] != '\n' {
+		t.Fatal("the audit log ends in a cut line")
+	}
+	registers := 0
+	for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if m["route"] == "PUT /v1/catalog/register" {
+			registers++
+		}
+	}
+	early := 0
+	for _, at := range acked {
+		if at.Before(killedAt.Add(-200 * time.Millisecond)) {
+			early++
+		}
+	}
+	t.Logf("%d writes answered, %d more than 200ms before the kill; %d in the audit log", len(acked), early, registers)
+	if early == 0 || registers < early {
+		t.Fatalf("%d register lines in the audit log, want at least the %d writes answered 200ms before the kill", registers, early)
+	}
 }
 
 func waitReady(t *testing.T, base string) {
