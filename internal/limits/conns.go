@@ -59,43 +59,44 @@ func (l *ConnLimitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
 		}
-		closed := l.closed
+		// Over the cap. The refusal goroutine is counted under mu, so
+		// that Close, which sets closed under mu, waits for every one.
+		answer := false
+		if !l.closed {
+			select {
+			case l.sem <- struct{}{}:
+				answer = true
+				l.wg.Add(1)
+			default:
+			}
+		}
 		l.mu.Unlock()
 		l.rej.Inc(l.name)
-		l.refuse(c, closed)
+		if !answer {
+			_ = c.Close()
+			continue
+		}
+		go l.refuse(c)
 	}
 }
 
 // refuse answers c with 429 and closes it. The answer is written, the
 // write side shut (FIN), and what the client sent read and dropped for up
 // to rejectLinger, so that the client reads the 429 rather than a reset.
-func (l *ConnLimitListener) refuse(c net.Conn, closed bool) {
-	if closed {
-		_ = c.Close()
+func (l *ConnLimitListener) refuse(c net.Conn) {
+	defer l.wg.Done()
+	defer func() { <-l.sem }()
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(rejectLinger))
+	body := fmt.Sprintf("Too many connections from this client: the limit %s is %d\n", l.name, l.max)
+	_, err := fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	if err != nil {
 		return
 	}
-	select {
-	case l.sem <- struct{}{}:
-	default:
-		_ = c.Close()
-		return
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		defer func() { <-l.sem }()
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(rejectLinger))
-		body := fmt.Sprintf("Too many connections from this client: the limit %s is %d\n", l.name, l.max)
-		_, err := fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-		if err != nil {
-			return
-		}
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<20))
-	}()
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
 // Close closes the listener and waits for the refusals in flight (each
