@@ -24,6 +24,7 @@ import (
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/httpapi"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
@@ -64,6 +65,11 @@ type Config struct {
 	Logger           *slog.Logger
 	// Metrics gets the agent's metrics; nil discards them.
 	Metrics prometheus.Registerer
+
+	// CheckOutputMaxSize is check_output_max_size (0: the catalog's
+	// 4096); each cut output is counted in Rejections (nil: not counted).
+	CheckOutputMaxSize int
+	Rejections         *limits.Rejections
 }
 
 // Agent is the host agent.
@@ -130,6 +136,8 @@ func New(cfg Config) (*Agent, error) {
 		OnProbe:                 func(kind, status string) { a.metrics.checkProbes.WithLabelValues(kind, status).Inc() },
 		MinInterval:             cfg.MinCheckInterval,
 		EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
+		OutputMaxSize:           cfg.CheckOutputMaxSize,
+		OnTruncate:              func() { cfg.Rejections.Inc(limits.CheckOutputSize) },
 		Reap: func(serviceID, checkID string) {
 			a.log.Info("deregistering service: its check stayed critical too long", "service", serviceID, "check", checkID)
 			_ = a.DeregisterService(context.Background(), serviceID)

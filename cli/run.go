@@ -29,6 +29,8 @@ import (
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/httpapi"
 	"github.com/warren-mesh/warren/internal/atomicfile"
+	"github.com/warren-mesh/warren/internal/audit"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
@@ -154,6 +156,9 @@ type process struct {
 	httpsLn         net.Listener
 	autoEncrypt     *agent.AutoEncrypt // auto_encrypt.tls, nil otherwise
 	autoEncryptPool *rpc.Pool
+	// Limits and audit (cli/limits.go).
+	rejections *limits.Rejections
+	audit      *audit.Log // nil when off
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -191,8 +196,8 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 		dnsProbe = dialable(p.dns.Addr())
 	}
 	loops := []task.Func{
-		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
-		func(ctx context.Context) error { return serveHTTP(ctx, p.httpsLn, p.http, log) },
+		func(ctx context.Context) error { return serveHTTPWith(ctx, p.httpLn, p.http, p.httpLimits(), log) },
+		func(ctx context.Context) error { return serveHTTPWith(ctx, p.httpsLn, p.http, p.httpLimits(), log) },
 		p.serveMetrics,
 		p.agent.Run,
 		func(ctx context.Context) error {
@@ -231,7 +236,9 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.grpcLn != nil {
 		loops = append(loops, p.xdsFeed.Run, p.sidecarFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
 	}
+	stopAudit := p.runAudit() // cli/limits.go
 	err = task.Run(ctx, loops...)
+	stopAudit()
 	if p.server != nil {
 		stopServer()
 		if serr := <-serverDone; serr != nil && err == nil {
@@ -261,6 +268,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		p.reg = prometheus.NewRegistry() // throwaway: never served
 		log.Warn("metrics disabled by " + disableMetricsEnv + "=1")
 	}
+	p.rejections = limits.NewRejections(p.reg)
 	// Every error return below sets p to nil: release what was made
 	// through a copy of the pointer.
 	made := p
@@ -278,7 +286,11 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if p.httpLn, err = listenHTTP(cfg); err != nil {
 		return nil, err
 	}
-	if p.httpsLn, err = listenHTTPS(cfg, p.tls, log); err != nil {
+	if p.httpsLn, err = listenHTTPS(cfg, p.tls, p.limitHTTPListener, log); err != nil {
+		return nil, err
+	}
+	p.httpLn = p.limitHTTPListener(p.httpLn) // cli/limits.go
+	if err = p.openAudit(); err != nil {
 		return nil, err
 	}
 	if err = p.listenMetrics(); err != nil {
@@ -339,9 +351,11 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			ACL: server.ACLConfig{Enabled: cfg.ACL.Enabled, DefaultAllow: cfg.ACL.DefaultPolicy == "allow",
 				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
 			TLS:        p.tls,
-			Enrollment: enrollment,
+			Enrollment: enrollment, Audit: p.audit,
 
 			CSRMaxPerSecond: csrMaxPerSecond(cfg.Connect.CSRMaxPerSecond),
+
+			RPCRate: cfg.Limits.RPCRate, RPCMaxBurst: cfg.Limits.RPCMaxBurst, Rejections: p.rejections,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -355,6 +369,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version, NoView: p.server != nil,
 		Metrics: p.reg,
 		Logger:  log.With("subsystem", "agent"),
+
+		CheckOutputMaxSize: cfg.CheckOutputMaxSize, Rejections: p.rejections,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
@@ -440,6 +456,9 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Registerer: p.httpDNSMetrics(), Gatherer: p.gatherer(), Ready: p.ready,
 		ACL: resolver, DefaultToken: cfg.ACL.Tokens.Default,
 		Logger: log.With("subsystem", "http"),
+
+		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
+		Rejections: p.rejections, Audit: p.auditor(),
 	})
 	return p, nil
 }
@@ -480,6 +499,9 @@ func (p *process) close() {
 	}
 	if p.workloadLn != nil {
 		_ = p.workloadLn.Close()
+	}
+	if p.audit != nil {
+		p.runAudit()() // flushes nothing, closes the file
 	}
 	if p.server != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -561,18 +583,16 @@ func serveXDS(ctx context.Context, ln net.Listener, x *xds.Server) error {
 // serveHTTP serves until ctx is done, then stops taking connections and
 // gives requests in flight a few seconds (blocking queries are cut).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	return serveHTTPWith(ctx, ln, h, httpLimits{}, log)
+}
+
+// serveHTTPWith is serveHTTP with the limits of cli/limits.go.
+func serveHTTPWith(ctx context.Context, ln net.Listener, h http.Handler, lim httpLimits, log *slog.Logger) error {
 	if ln == nil { // this listener (HTTP or HTTPS) is disabled
 		<-ctx.Done()
 		return nil
 	}
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          logging.StdLogger(log, slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	hs := newHTTPServer(ctx, h, lim, log) // cli/limits.go
 	errCh := make(chan error, 1)
 	go func() { errCh <- hs.Serve(ln) }()
 	select {

@@ -52,7 +52,8 @@ func listenHTTP(cfg *config.Config) (net.Listener, error) {
 }
 
 // listenHTTPS opens the HTTPS listener on ports.https, nil when disabled.
-func listenHTTPS(cfg *config.Config, tc *tlscfg.Configurator, log *slog.Logger) (net.Listener, error) {
+// limit wraps the TCP listener (connections per client IP) under TLS.
+func listenHTTPS(cfg *config.Config, tc *tlscfg.Configurator, limit func(net.Listener) net.Listener, log *slog.Logger) (net.Listener, error) {
 	if cfg.Ports.HTTPS <= 0 || tc == nil {
 		return nil, nil
 	}
@@ -64,7 +65,7 @@ func listenHTTPS(cfg *config.Config, tc *tlscfg.Configurator, log *slog.Logger) 
 	verify := cfg.TLS.HTTPSRequireClientCert()
 	conf := tc.HTTPS(verify)
 	log.Info("HTTPS API", "addr", ln.Addr().String(), "verify_incoming", verify)
-	return tls.NewListener(ln, conf), nil
+	return tls.NewListener(limit(ln), conf), nil
 }
 
 // apiAddr is the address the readiness probe dials: HTTP, else HTTPS (a

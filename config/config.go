@@ -118,6 +118,16 @@ type Config struct {
 	// temporary one.
 	WorkloadSocket string
 
+	// Limits bound what one client may cost this process (limits { }
+	// block and check_output_max_size; config/limits.go).
+	Limits Limits
+	// CheckOutputMaxSize is the most output a check reports, truncation
+	// marker included (key check_output_max_size, Consul's; default and
+	// maximum catalog.MaxOutputLen, 4096).
+	CheckOutputMaxSize int
+	// Audit is the audit log (audit { } block; config/limits.go).
+	Audit AuditConfig
+
 	// Services are the service definitions of the config files, in the
 	// order they were read; every ID (defaulting to the name) is unique.
 	Services []ServiceDefinition
@@ -283,6 +293,7 @@ func defaults(mode Mode, h host) Config {
 		},
 		Connect: defaultConnect(),
 	}
+	c.Limits, c.CheckOutputMaxSize = defaultLimits()
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket
 		// Secure by default: ACLs on, deny what no rule allows.

@@ -98,6 +98,11 @@ func TestLoad_FullConfig(t *testing.T) {
 			AutoEncryptAllowTLS: true,
 		},
 		Connect: ConnectConfig{CSRMaxPerSecond: 12.5},
+
+		CheckOutputMaxSize: 2048,
+		Limits: Limits{HTTPMaxConnsPerClient: 100, HTTPMaxBlockingQueriesPerClient: 50, HTTPMaxBodyBytes: 524288,
+			HTTPReadHeaderTimeout: 5 * time.Second, RPCRate: 250.5, RPCMaxBurst: 500},
+		Audit: AuditConfig{Enabled: true, Path: "/var/log/warren/audit.json"},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -234,6 +239,7 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 
 func TestLoad_Defaults(t *testing.T) {
 	defaultDNS := DNSConfig{Domain: "warren.", RecursorTimeout: 2 * time.Second, UDPAnswerLimit: 3}
+	defLimits, defOutput := defaultLimits()
 	tests := []struct {
 		mode Mode
 		args []string
@@ -247,6 +253,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			ACL:     ACLConfig{DefaultPolicy: "deny"},
 			Connect: defaultConnect(),
+			Limits: defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -256,6 +263,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
 			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits:         defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -265,6 +273,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
 			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits:         defLimits, CheckOutputMaxSize: defOutput,
 		}},
 	}
 	for _, tt := range tests {
@@ -382,8 +391,16 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"FILE:2: bogus: unknown key"}},
 		{"unknown key in ports (json)", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"ports\": {\n\"htp\": 1\n}\n}", nil,
 			[]string{"FILE:4: ports.htp: unknown key"}},
-		{"unknown block", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nlimits {\n}\n", nil,
-			[]string{"FILE:3: limits: unknown block"}},
+		{"unknown block", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nlimitz {\n}\n", nil,
+			[]string{"FILE:3: limitz: unknown block"}},
+		{"unknown audit sink", ModeAgent, "a.hcl", "data_dir = \"/d\"\naudit {\n  sink \"syslog\" {\n  }\n}\n", nil,
+			[]string{`FILE:3: audit.sink: unknown kind "syslog": want one of file`}},
+		{"audit without sink", ModeAgent, "a.hcl", "data_dir = \"/d\"\naudit {\n  enabled = true\n}\n", nil,
+			[]string{"FILE:3: audit.enabled: true, but no sink"}},
+		{"relative audit path", ModeAgent, "a.json", "{\"data_dir\": \"/d\",\n\"audit\": {\"sink\": {\"file\": {\n\"path\": \"audit.json\"}}}}", nil,
+			[]string{`FILE:3: audit.sink.file.path: "audit.json" is not an absolute path`}},
+		{"bad limits", ModeAgent, "a.hcl", "data_dir = \"/d\"\ncheck_output_max_size = 10000\nlimits {\n  http_max_conns_per_client = -1\n  rpc_rate = -2\n  http_read_header_timeout = \"0s\"\n}\n", nil,
+			[]string{"FILE:2: check_output_max_size: must be between 64 and 4096", "FILE:4: limits.http_max_conns_per_client: must be at least 0", "FILE:5: limits.rpc_rate: must be 0 (no limit) or more", "FILE:6: limits.http_read_header_timeout: must be positive"}},
 		{"wrong type", ModeServer, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = \"three\"\n", nil,
 			[]string{"FILE:2: bootstrap_expect: want a whole number, got string"}},
 		{"wrong type (json)", ModeServer, "a.json", "{\n  \"data_dir\": \"/d\",\n  \"server\": \"yes\"\n}", nil,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // fields maps every config key to the Config field it sets. Keys with a
 // dot live in a section block ("ports.http" in ports { }). The pointer's
-// type says how a value is decoded: *string, *int, *bool, *time.Duration,
+// type says how a value is decoded: *string, *int, *float64, *bool, *time.Duration,
 // *[]string, *map[string]string or *map[string]time.Duration. Service
 // definitions (service, services) are decoded apart, by decodeService.
 var fields = []struct {
@@ -76,6 +77,16 @@ var fields = []struct {
 	{"auto_encrypt.tls", func(c *Config) any { return &c.TLS.AutoEncrypt }},
 	{"auto_encrypt.allow_tls", func(c *Config) any { return &c.TLS.AutoEncryptAllowTLS }},
 	{"connect.ca_config.csr_max_per_second", func(c *Config) any { return &c.Connect.CSRMaxPerSecond }},
+	// Limits and audit (config/limits.go).
+	{"check_output_max_size", func(c *Config) any { return &c.CheckOutputMaxSize }},
+	{"limits.http_max_conns_per_client", func(c *Config) any { return &c.Limits.HTTPMaxConnsPerClient }},
+	{"limits.http_max_blocking_queries_per_client", func(c *Config) any { return &c.Limits.HTTPMaxBlockingQueriesPerClient }},
+	{"limits.http_max_body_bytes", func(c *Config) any { return &c.Limits.HTTPMaxBodyBytes }},
+	{"limits.http_read_header_timeout", func(c *Config) any { return &c.Limits.HTTPReadHeaderTimeout }},
+	{"limits.rpc_rate", func(c *Config) any { return &c.Limits.RPCRate }},
+	{"limits.rpc_max_burst", func(c *Config) any { return &c.Limits.RPCMaxBurst }},
+	{"audit.enabled", func(c *Config) any { return &c.Audit.Enabled }},
+	{"audit.sink.file.path", func(c *Config) any { return &c.Audit.Path }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -88,11 +99,16 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }; a dot
-// nests one in another (acl { tokens { agent = "..." } }, connect {
-// ca_config { } }).
+// sections are the blocks that group keys: ports { http = 8500 }. A
+// section inside another is named by its path ("acl.tokens"); one listed
+// in sectionLabels takes a label, which becomes part of its keys' path:
+// audit { sink "file" { path = "..." } } sets audit.sink.file.path (in JSON,
+// "sink": {"file": {"path": "..."}}).
 var sections = []string{"ports", "dns_config", "acl", "acl.tokens", "tls", "tls.defaults", "tls.internal_rpc", "tls.https",
-	"auto_encrypt", "connect", "connect.ca_config"}
+	"auto_encrypt", "connect", "connect.ca_config", "limits", "audit", "audit.sink"}
+
+// sectionLabels are the labels each labeled section accepts.
+var sectionLabels = map[string][]string{"audit.sink": {"file"}}
 
 // Top-level keys that fields does not list.
 const (
@@ -107,7 +123,11 @@ func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
 	for _, sec := range sections {
 		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: name})
+			hdr := hcl.BlockHeaderSchema{Type: name}
+			if sectionLabels[sec] != nil {
+				hdr.LabelNames = []string{"name"}
+			}
+			s.Blocks = append(s.Blocks, hdr)
 		}
 	}
 	if prefix == "" {
@@ -193,12 +213,23 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			o := b.bodyObject(blk.DefRange, blk.Body, nodeMetaKey)
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
 		default:
-			if seen[blk.Type] {
-				b.errs = append(b.errs, keyErr(pos(blk.DefRange), prefix+blk.Type, "defined more than once in this file"))
+			path := prefix + blk.Type
+			if labels := sectionLabels[path]; labels != nil {
+				if len(blk.Labels) != 1 {
+					continue // HCL reported the missing label
+				}
+				if !slices.Contains(labels, blk.Labels[0]) {
+					b.errs = append(b.errs, keyErr(pos(blk.LabelRanges[0]), path, "unknown kind %q: want one of %s", blk.Labels[0], strings.Join(labels, ", ")))
+					continue
+				}
+				path += "." + blk.Labels[0]
+			}
+			if seen[path] {
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), path, "defined more than once in this file"))
 				continue
 			}
-			seen[blk.Type] = true
-			b.decodeBody(blk.Body, prefix+blk.Type+".")
+			seen[path] = true
+			b.decodeBody(blk.Body, path+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
@@ -450,6 +481,9 @@ func assignValue(ptr any, v cty.Value) error {
 			return fmt.Errorf("want a number, got %s", v.Type().FriendlyName())
 		}
 		f, _ := v.AsBigFloat().Float64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("want a finite number")
+		}
 		*p = f
 	case *time.Duration:
 		if v.Type() != cty.String {

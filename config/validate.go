@@ -100,6 +100,7 @@ func (b *builder) validate() {
 
 	b.validateAgent()
 	b.validateDNS()
+	b.validateLimits() // config/limits.go
 	b.validateServices()
 }
 

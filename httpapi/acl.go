@@ -48,19 +48,21 @@ func (h *handler) requestToken(r *http.Request) (string, error) {
 	return h.defaultToken, nil
 }
 
-// withIdentity resolves the request's token before any handler runs: the
-// secret goes on in the context (calls to servers carry it), with the
-// identity it resolves to. An unknown token is 403 "ACL not found"
-// everywhere except the liveness and readiness probes.
-func (h *handler) withIdentity(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.acl == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
+// withIdentity resolves the request's token before the route's handler
+// runs: the secret goes on in the context (calls to servers carry it),
+// with the identity it resolves to, whose accessor the audit log records.
+// An unknown token is 403 "ACL not found" everywhere except the liveness
+// and readiness probes. It wraps each route, inside the mux, so that the
+// layers outside (request log, metrics, audit) see the matched route of
+// every answer, refusals included.
+func (h *handler) withIdentity(next http.HandlerFunc) http.HandlerFunc {
+	if h.acl == nil {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/agent/health/live", "/v1/agent/health/ready":
-			next.ServeHTTP(w, r)
+			next(w, r)
 			return
 		}
 		secret, err := h.requestToken(r)
@@ -74,8 +76,9 @@ func (h *handler) withIdentity(next http.Handler) http.Handler {
 			h.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(acl.NewContext(ctx, id)))
-	})
+		SetAuditAccessor(r, id.AccessorID)
+		next(w, r.WithContext(acl.NewContext(ctx, id)))
+	}
 }
 
 // authz is the request's authorizer; without ACLs, one that allows all.

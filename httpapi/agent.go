@@ -132,6 +132,11 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request) {
 	wantHash := r.URL.Query().Get("hash")
 	var deadline <-chan time.Time
 	if wantHash != "" {
+		release, ok := h.acquireBlocking(w, r) // hash-blocking holds a slot too
+		if !ok {
+			return
+		}
+		defer release()
 		timer := time.NewTimer(q.MaxWait)
 		defer timer.Stop()
 		deadline = timer.C

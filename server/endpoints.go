@@ -219,6 +219,9 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (reply *pb.
 	if !ok {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: unknown method %q", catalog.ErrInvalid, req.Method))
 	}
+	if err := g.s.allowCall(ctx); err != nil { // rpc_rate (server/ratelimit.go)
+		return nil, rpc.ToStatus(err)
+	}
 	in := ep.newReq()
 	if err := json.Unmarshal(req.Body, in); err != nil {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: decode %s: %v", catalog.ErrInvalid, req.Method, err))

@@ -17,6 +17,7 @@ import (
 	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/internal/audit"
 	"github.com/warren-mesh/warren/rpc"
 )
 
@@ -114,6 +115,8 @@ func (s *Server) localEnroll(ctx context.Context, req *acl.EnrollRequest) (reply
 	refuse := func(reason string, attrs ...any) (*acl.EnrollReply, error) {
 		s.log.Warn("enrollment refused", append([]any{"reason", reason, "node", req.Node}, attrs...)...)
 		s.metrics.enrollRefused.WithLabelValues(reason).Inc()
+		s.cfg.Audit.Audit(ctx, audit.Event{Type: "enrollment", Route: acl.MethodEnroll, Result: "refused",
+			Detail: fmt.Sprintf("reason=%s node=%q", reason, req.Node)})
 		return nil, errEnrollRefused
 	}
 	if !s.acl.cfg.Enabled {
@@ -168,6 +171,8 @@ func (s *Server) localEnroll(ctx context.Context, req *acl.EnrollRequest) (reply
 	if err := s.applyACL(ctx, b); err != nil {
 		return nil, fmt.Errorf("enroll %s: %w", req.Node, err)
 	}
+	s.cfg.Audit.Audit(ctx, audit.Event{Type: "enrollment", Route: acl.MethodEnroll, Result: "ok",
+		Detail: fmt.Sprintf("node=%q enrollment=%s accessor=%s", req.Node, et.ID, tok.AccessorID)})
 	s.log.Info("agent enrolled", "node", req.Node, "enrollment", et.ID, "accessor", tok.AccessorID, "uses_left", max(et.UsesLeft, 0))
 	return &acl.EnrollReply{AgentToken: secret, AccessorID: tok.AccessorID, Datacenter: s.cfg.Datacenter,
 		GossipKey: s.cfg.Enrollment.GossipKey, RetryJoin: s.serverSerfAddrs(), CAPEM: string(s.cfg.Enrollment.CAPEM)}, nil

@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/internal/tlscfg"
@@ -69,11 +71,21 @@ type Config struct {
 	ACL ACLConfig
 	// Enrollment is what enrolling agents receive (server/enroll.go).
 	Enrollment EnrollmentConfig
+	// Audit records enrollments and refused enrollment tokens; nil
+	// records nothing.
+	Audit *audit.Log
 	// TLS makes every RPC connection mutual TLS (server/tls.go); nil runs
 	// plaintext, allowed only on a loopback address.
 	TLS     *tlscfg.Configurator
 	Version string
 	Logger  *slog.Logger
+
+	// RPCRate is rpc_rate: the calls per second one agent address may
+	// make (0: no limit); RPCMaxBurst the burst (default 1000).
+	// Rejections counts refusals (server/ratelimit.go); nil counts none.
+	RPCRate     float64
+	RPCMaxBurst int
+	Rejections  *limits.Rejections
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -107,6 +119,7 @@ type Server struct {
 	metaMu sync.Mutex
 
 	endpoints map[string]endpoint
+	rpcRate   *limits.KeyedRate // rpc_rate buckets (server/ratelimit.go)
 	metrics   *serverMetrics
 	storeLogs prometheus.Histogram
 	ca        *caState
@@ -143,7 +156,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
 		targets: map[string]bool{}, discovered: make(chan struct{}, 1), storeLogs: storeLogsHistogram(),
-		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
+		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{},
+		rpcRate: limits.NewKeyedRate(cfg.RPCRate, cmp.Or(cfg.RPCMaxBurst, 1000), 0)}
 	s.acl = newACLState(cfg.ACL)
 	ok := false
 	defer func() {

@@ -137,3 +137,20 @@ connect {
     csr_max_per_second = 12.5
   }
 }
+
+# Limits and audit (config/limits.go).
+check_output_max_size = 2048
+limits {
+  http_max_conns_per_client            = 100
+  http_max_blocking_queries_per_client = 50
+  http_max_body_bytes                  = 524288
+  http_read_header_timeout             = "5s"
+  rpc_rate                             = 250.5
+  rpc_max_burst                        = 500
+}
+audit {
+  enabled = true
+  sink "file" {
+    path = "/var/log/warren/audit.json"
+  }
+}
