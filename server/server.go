@@ -26,6 +26,7 @@ import (
 
 	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/internal/audit"
 	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
