@@ -6,9 +6,9 @@ package view
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,8 +45,12 @@ type View struct {
 	dmu        sync.RWMutex
 	generation atomic.Uint64
 	index      atomic.Uint64
-	services   map[string]*service // by lowercased name
-	nodes      map[string]*catalog.Node
+	// services holds each service's instances sorted by node and ID, the
+	// list readers get. No per-instance map: with rows shared (rows.go)
+	// the list is most of a view's memory per instance, and a change
+	// rebuilds the list of one service only.
+	services map[string][]catalog.CheckServiceNode // by lowercased name
+	nodes    map[string]*catalog.Node
 
 	mu          sync.Mutex
 	lastEvent   time.Time
@@ -56,27 +60,44 @@ type View struct {
 	changed     chan struct{}
 }
 
-// service holds one service's instances by node and ID, and the sorted
-// list readers get.
-type service struct {
-	byKey map[instanceKey]catalog.CheckServiceNode
-	list  []catalog.CheckServiceNode
-}
-
 type instanceKey struct{ node, id string }
 
-func (s *service) rebuild() {
-	list := make([]catalog.CheckServiceNode, 0, len(s.byKey))
-	for _, csn := range s.byKey {
-		list = append(list, csn)
-	}
+func keyOf(csn catalog.CheckServiceNode) instanceKey {
+	return instanceKey{csn.Node.Name, csn.Service.ID}
+}
+
+func sortInstances(list []catalog.CheckServiceNode) {
 	sort.Slice(list, func(i, j int) bool {
 		if list[i].Node.Name != list[j].Node.Name {
 			return list[i].Node.Name < list[j].Node.Name
 		}
 		return list[i].Service.ID < list[j].Service.ID
 	})
-	s.list = list
+}
+
+// change is what one event does to one service.
+type change struct {
+	removed map[instanceKey]bool
+	upserts map[instanceKey]catalog.CheckServiceNode
+}
+
+// applied returns a service's new list, or nil if none is left.
+func (c *change) applied(old []catalog.CheckServiceNode) []catalog.CheckServiceNode {
+	list := make([]catalog.CheckServiceNode, 0, len(old)+len(c.upserts))
+	for _, csn := range old {
+		k := keyOf(csn)
+		if _, up := c.upserts[k]; !up && !c.removed[k] {
+			list = append(list, csn)
+		}
+	}
+	for _, csn := range c.upserts {
+		list = append(list, csn)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	sortInstances(list)
+	return slices.Clip(list)
 }
 
 // New returns an empty view; Run fills it.
@@ -88,7 +109,7 @@ func New(cfg Config) *View {
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
 	return &View{cfg: cfg, log: cfg.Logger, changed: make(chan struct{}),
-		services: map[string]*service{}, nodes: map[string]*catalog.Node{}}
+		services: map[string][]catalog.CheckServiceNode{}, nodes: map[string]*catalog.Node{}}
 }
 
 // Run follows a server's watch stream until ctx ends, moving to another
@@ -127,61 +148,58 @@ func (v *View) follow(ctx context.Context, addr string) error {
 		if err != nil {
 			return err
 		}
-		var body rpc.WatchBody
-		if err := json.Unmarshal(ev.Body, &body); err != nil {
-			return fmt.Errorf("decode watch event: %w", err)
+		body, err := decodeEvent(ev.Body)
+		if err != nil {
+			return fmt.Errorf("decode watch event %d from %s: %w", ev.Index, addr, err)
 		}
-		v.apply(ev.Index, ev.Snapshot, &body)
+		v.apply(ev.Index, ev.Snapshot, body)
 		v.setConnected(true, addr)
 	}
 }
 
 // apply brings the view up to an event.
-func (v *View) apply(index uint64, snapshot bool, body *rpc.WatchBody) {
+func (v *View) apply(index uint64, snapshot bool, ev *event) {
 	v.dmu.Lock()
 	if snapshot {
-		v.services = make(map[string]*service, len(body.Services))
-		v.nodes = make(map[string]*catalog.Node, len(body.Nodes))
-		for name, csns := range body.Services {
-			svc := &service{byKey: make(map[instanceKey]catalog.CheckServiceNode, len(csns))}
-			for _, csn := range csns {
-				svc.byKey[instanceKey{csn.Node.Name, csn.Service.ID}] = csn
+		v.services = make(map[string][]catalog.CheckServiceNode, len(ev.services))
+		v.nodes = make(map[string]*catalog.Node, len(ev.nodes))
+		for name, list := range ev.services {
+			if len(list) == 0 {
+				continue
 			}
-			v.services[strings.ToLower(name)] = svc
+			sortInstances(list)
+			v.services[strings.ToLower(name)] = list
 		}
 	}
-	touched := map[string]bool{}
-	for _, k := range body.Removed {
-		name := strings.ToLower(k.Service)
-		if svc := v.services[name]; svc != nil {
-			delete(svc.byKey, instanceKey{k.Node, k.ID})
-			touched[name] = true
+	changes := map[string]*change{}
+	changeOf := func(name string) *change {
+		c := changes[name]
+		if c == nil {
+			c = &change{removed: map[instanceKey]bool{}, upserts: map[instanceKey]catalog.CheckServiceNode{}}
+			changes[name] = c
 		}
+		return c
 	}
-	for _, csn := range body.Upserts {
-		name := strings.ToLower(csn.Service.Name)
-		svc := v.services[name]
-		if svc == nil {
-			svc = &service{byKey: map[instanceKey]catalog.CheckServiceNode{}}
-			v.services[name] = svc
-		}
-		svc.byKey[instanceKey{csn.Node.Name, csn.Service.ID}] = csn
-		touched[name] = true
+	for _, k := range ev.removed {
+		c := changeOf(strings.ToLower(k.Service))
+		key := instanceKey{k.Node, k.ID}
+		c.removed[key] = true
+		delete(c.upserts, key)
 	}
-	if snapshot {
-		for name := range v.services {
-			touched[name] = true
-		}
+	for _, csn := range ev.upserts {
+		c := changeOf(strings.ToLower(csn.Service.Name))
+		key := keyOf(csn)
+		c.upserts[key] = csn
+		delete(c.removed, key)
 	}
-	for name := range touched {
-		svc := v.services[name]
-		if len(svc.byKey) == 0 {
+	for name, c := range changes {
+		if list := c.applied(v.services[name]); list != nil {
+			v.services[name] = list
+		} else {
 			delete(v.services, name)
-			continue
 		}
-		svc.rebuild()
 	}
-	for name, n := range body.Nodes {
+	for name, n := range ev.nodes {
 		name = strings.ToLower(name)
 		if n == nil {
 			delete(v.nodes, name)
@@ -221,10 +239,7 @@ func (v *View) Index() uint64 { return v.index.Load() }
 func (v *View) ServiceInstances(name string) []catalog.CheckServiceNode {
 	v.dmu.RLock()
 	defer v.dmu.RUnlock()
-	if svc := v.services[strings.ToLower(name)]; svc != nil {
-		return svc.list
-	}
-	return nil
+	return v.services[strings.ToLower(name)]
 }
 
 // Node returns a node by name, matched case-insensitively.

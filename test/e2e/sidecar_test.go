@@ -190,12 +190,22 @@ var sidecarTypes = []string{resource.ListenerType, resource.ClusterType, resourc
 
 func dialADS(t *testing.T, addr, node string) *adsClient {
 	t.Helper()
+	return dialADSContext(t, addr, node, nil)
+}
+
+// dialADSContext is dialADS whose stream context wrap returns (to add
+// metadata); nil wrap adds nothing.
+func dialADSContext(t *testing.T, addr, node string, wrap func(context.Context) context.Context) *adsClient {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); conn.Close() })
+	if wrap != nil {
+		ctx = wrap(ctx)
+	}
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
