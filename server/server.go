@@ -127,7 +127,8 @@ type Server struct {
 	ixnMu     sync.Mutex // serializes intention writes on the leader
 	acl       *aclState
 	tlsRoots  connectRoots
-	lastPrune time.Time // leader loop only
+	lastPrune time.Time     // leader loop only
+	snapshots snapshotCache // encoded watch snapshots (watch.go)
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,11 +26,11 @@ func (s *Server) watch(stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
 	ctx := stream.Context()
 	for {
 		cur := s.store.ChangeCursor()
-		body, err := s.watchSnapshot()
+		data, err := s.snapshots.get(cur, s.watchSnapshot)
 		if err != nil {
 			return rpc.ToStatus(err)
 		}
-		if err := sendWatch(stream, cur.Index, true, body); err != nil {
+		if err := stream.Send(&pb.WatchEvent{Index: cur.Index, Snapshot: true, Body: data}); err != nil {
 			return err
 		}
 		cur, err = s.followChanges(ctx, stream, cur)
@@ -38,6 +39,50 @@ func (s *Server) watch(stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
 		}
 		// The feed no longer reaches back to cur: start over.
 	}
+}
+
+// snapshotCacheTTL is how long an encoded snapshot is kept for views that
+// connect at the same cursor.
+const snapshotCacheTTL = 10 * time.Second
+
+// snapshotCache holds the last encoded snapshot, so that views connecting
+// at the same cursor (agents reconnecting after a server restart, the
+// views benchmark) share one read of the store and one encoding instead
+// of each costing a full one. It is dropped after snapshotCacheTTL.
+type snapshotCache struct {
+	mu     sync.Mutex
+	cursor state.Cursor
+	data   []byte
+	expiry *time.Timer
+}
+
+func (c *snapshotCache) get(cur state.Cursor, read func() (*rpc.WatchBody, error)) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.data != nil && c.cursor == cur {
+		return c.data, nil
+	}
+	body, err := read()
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode watch snapshot: %w", err)
+	}
+	c.cursor, c.data = cur, data
+	if c.expiry == nil {
+		c.expiry = time.AfterFunc(snapshotCacheTTL, c.drop)
+	} else {
+		c.expiry.Reset(snapshotCacheTTL)
+	}
+	return data, nil
+}
+
+func (c *snapshotCache) drop() {
+	c.mu.Lock()
+	c.data = nil
+	c.mu.Unlock()
 }
 
 func sendWatch(stream grpc.ServerStreamingServer[pb.WatchEvent], idx uint64, snapshot bool, body *rpc.WatchBody) error {

@@ -222,3 +222,42 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// BenchmarkDecodeSnapshot decodes the views benchmark's snapshot: "shared"
+// while another view holds its rows (only the hashing and lookups),
+// "fresh" when no row is live, and "plain" with encoding/json into
+// rpc.WatchBody (the decoding before rows were shared).
+func BenchmarkDecodeSnapshot(b *testing.B) {
+	data := testSnapshot(10000, 3, 3000, "decode")
+	b.Run("shared", func(b *testing.B) {
+		holder := New(Config{})
+		applyJSON(b, holder, 1, true, data)
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := decodeEvent(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.KeepAlive(holder)
+	})
+	b.Run("fresh", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			b.StopTimer()
+			runtime.GC()
+			b.StartTimer()
+			if _, err := decodeEvent(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			var body rpc.WatchBody
+			if err := json.Unmarshal(data, &body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
