@@ -147,16 +147,22 @@ func runViews(ctx context.Context, o *options, rep *report) error {
 		if err := waitViews(ctx, added, full, viewsSyncTimeout); err != nil {
 			return err
 		}
-		if perView == 0 {
+		// The first batch pays for the rows the views share; the memory
+		// cap is set from what the second batch adds.
+		switch len(views) {
+		case viewsBatch:
 			heapFirst = viewsLiveHeap()
 			perView = (heapFirst - heap0) / uint64(len(views))
-			if avail := memAvailable(); avail > 0 && perView > 0 {
-				if m := int(float64(avail)*viewsMemFraction) / int(perView); m < limit {
-					limit = max(m, len(views))
-					capReason = fmt.Sprintf("memory: %.1f MiB live heap per view, %.0f%% of %.0f MiB available", float64(perView)/(1<<20), 100*viewsMemFraction, float64(avail)/(1<<20))
+			log.Printf("views: first %d views: %.1f MiB live heap each", len(views), float64(perView)/(1<<20))
+		case 2 * viewsBatch:
+			marginal := max(float64(viewsLiveHeap())-float64(heapFirst), 1) / viewsBatch
+			if avail := memAvailable(); avail > 0 {
+				if m := len(views) + int(float64(avail)*viewsMemFraction/marginal); m < limit {
+					limit = m
+					capReason = fmt.Sprintf("memory: %.1f MiB live heap per further view, %.0f%% of %.0f MiB available", marginal/(1<<20), 100*viewsMemFraction, float64(avail)/(1<<20))
 				}
 			}
-			log.Printf("views: %.1f MiB live heap per view; running up to %d views", float64(perView)/(1<<20), limit)
+			log.Printf("views: %.1f MiB live heap per further view; running up to %d views", marginal/(1<<20), limit)
 		}
 		if len(views)%100 == 0 || len(views) == limit {
 			log.Printf("views: %d views hold the full catalog after %s", len(views), time.Since(start).Round(time.Second))

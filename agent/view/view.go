@@ -168,7 +168,7 @@ func (v *View) apply(index uint64, snapshot bool, ev *event) {
 				continue
 			}
 			sortInstances(list)
-			v.services[strings.ToLower(name)] = list
+			v.services[intern(strings.ToLower(name))] = list
 		}
 	}
 	changes := map[string]*change{}
@@ -181,13 +181,13 @@ func (v *View) apply(index uint64, snapshot bool, ev *event) {
 		return c
 	}
 	for _, k := range ev.removed {
-		c := changeOf(strings.ToLower(k.Service))
+		c := changeOf(intern(strings.ToLower(k.Service)))
 		key := instanceKey{k.Node, k.ID}
 		c.removed[key] = true
 		delete(c.upserts, key)
 	}
 	for _, csn := range ev.upserts {
-		c := changeOf(strings.ToLower(csn.Service.Name))
+		c := changeOf(intern(strings.ToLower(csn.Service.Name)))
 		key := keyOf(csn)
 		c.upserts[key] = csn
 		delete(c.removed, key)
@@ -200,7 +200,7 @@ func (v *View) apply(index uint64, snapshot bool, ev *event) {
 		}
 	}
 	for name, n := range ev.nodes {
-		name = strings.ToLower(name)
+		name = intern(strings.ToLower(name))
 		if n == nil {
 			delete(v.nodes, name)
 		} else {
