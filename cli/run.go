@@ -318,6 +318,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version, NoView: p.server != nil,
 		Metrics: p.reg,
 		Logger:  log.With("subsystem", "agent"),
+		// Mesh telemetry (issue 9): sidecars' stats listener, access logs, tracing.
+		ProxyDefaults: proxyDefaults(cfg.ProxyDefaults),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)

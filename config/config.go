@@ -103,6 +103,10 @@ type Config struct {
 	// temporary one.
 	WorkloadSocket string
 
+	// ProxyDefaults is the proxy config every local sidecar starts from
+	// (key proxy_defaults).
+	ProxyDefaults ProxyDefaults
+
 	// Services are the service definitions of the config files, in the
 	// order they were read; every ID (defaulting to the name) is unique.
 	Services []ServiceDefinition

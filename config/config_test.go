@@ -85,6 +85,16 @@ func TestLoad_FullConfig(t *testing.T) {
 		EnableDebug: true,
 
 		WorkloadSocket: "/run/warren-test/workload.sock",
+
+		ProxyDefaults: ProxyDefaults{
+			Config: map[string]any{
+				"protocol":                   "http",
+				"envoy_prometheus_bind_addr": "0.0.0.0:9102",
+				"opentelemetry":              map[string]any{"collector_address": "127.0.0.1:4317", "service_name": "edge"},
+			},
+			AccessLogs: &api.AccessLogsConfig{Enabled: true, DisableListenerLogs: true, Type: "file",
+				Path: "/var/log/envoy/access.log", JSONFormat: `{"code": "%RESPONSE_CODE%"}`},
+		},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -173,6 +183,11 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 		for _, f := range fields {
 			if b.src[f.key] == "" {
 				t.Errorf("%s does not set %s", file, f.key)
+			}
+		}
+		for _, k := range proxyDefaultsKeys() {
+			if b.src[k] == "" {
+				t.Errorf("%s does not set %s", file, k)
 			}
 		}
 		// Service definitions: every field of a service and of a check,
