@@ -106,7 +106,7 @@ var (
 type raftCollector struct{ s *Server }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descTerm, descCommit, descApplied, descLastContact, descPeers} {
+	for _, d := range []*prometheus.Desc{descLeader, descTerm, descCommit, descApplied, descLastContact, descPeers, descFollowerContact} {
 		ch <- d
 	}
 }
@@ -134,6 +134,7 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descLastContact, prometheus.GaugeValue, contact)
 	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, num("num_peers")+1)
+	c.followerContacts(ch)
 }
 
 // catalogCollector counts the catalog at scrape time.
