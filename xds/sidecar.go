@@ -112,7 +112,11 @@ func UpstreamListener(service, addr string, port int) string {
 //     EDS cluster that originates mTLS and accepts only the upstream's
 //     SPIFFE ID, with its healthy endpoints;
 //   - the leaf certificate and the roots as SDS secrets, so that a rotation
-//     changes only the secrets and no listener is drained.
+//     changes only the secrets and no listener is drained;
+//   - with in.Options (xds/telemetry.go): an HTTP connection manager in
+//     place of the public tcp_proxy (protocol http, which can trace to an
+//     OpenTelemetry collector cluster), access logs on every proxy filter,
+//     and a Prometheus stats listener with its self_admin cluster.
 //
 // Every resource passes ValidateAll; the error names the one that did not.
 func BuildSidecar(in *SidecarInput) (map[resource.Type][]types.Resource, error) {
@@ -266,7 +270,8 @@ func (o ProxyOptions) withDefaults() ProxyOptions {
 }
 
 // publicListener is the inbound listener: mTLS, then RBAC, then tcp_proxy
-// to the local application.
+// (or, with protocol http, an HTTP connection manager) to the local
+// application.
 func publicListener(in *SidecarInput, addr string) (*listener.Listener, error) {
 	name := PublicListener(addr, in.PublicPort)
 	p := &packer{what: fmt.Sprintf("listener %q", name)}
