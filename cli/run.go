@@ -53,7 +53,11 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: warren validate DIR")
 		return ExitUsage
 	}
-	if _, err := config.LoadDir(args[0]); err != nil {
+	cfg, err := config.LoadDir(args[0])
+	if err == nil {
+		err = proxyDefaults(cfg.ProxyDefaults).Validate() // the xDS builders read these keys
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitError
 	}
