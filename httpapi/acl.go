@@ -487,6 +487,9 @@ func (h *handler) aclRoleList(r *http.Request, q catalog.QueryOptions) (any, cat
 
 // mayAgent checks agent:read or agent:write on this node.
 func (h *handler) mayAgent(r *http.Request, write bool) error {
+	if h.acl == nil || h.backend == nil {
+		return nil // no ACLs (or the metrics-only listener, which has none)
+	}
 	node := h.backend.Self().NodeName
 	switch a := authz(r); {
 	case write && !a.AgentWrite(node):
