@@ -21,7 +21,9 @@ var (
 	// should back off and retry.
 	ErrRateLimited = errors.New("rate limit exceeded, retry")
 	// ErrPermissionDenied is a request its ACL token does not allow
-	// (HTTP 403 "Permission denied", as Consul answers).
+	// (HTTP 403 "Permission denied", as Consul answers; Consul's clients
+	// match that text).
+	//lint:ignore ST1005 Consul's wire text, which clients match.
 	ErrPermissionDenied = errors.New("Permission denied")
 	// ErrACLNotFound is a request whose token matches no token (HTTP 403
 	// "ACL not found", as Consul answers).
