@@ -85,8 +85,8 @@ type Token struct {
 	Local             bool              `json:",omitempty"`
 	ExpirationTime    *time.Time        `json:",omitempty"`
 	CreateTime        time.Time
-	CreateIndex       uint64 `json:"-"`
-	ModifyIndex       uint64 `json:"-"`
+	CreateIndex       uint64 `json:",omitempty"`
+	ModifyIndex       uint64 `json:",omitempty"`
 }
 
 // Expired reports whether the token has expired at now.
@@ -101,8 +101,8 @@ type Policy struct {
 	Description string   `json:",omitempty"`
 	Rules       string   `json:",omitempty"`
 	Datacenters []string `json:",omitempty"`
-	CreateIndex uint64   `json:"-"`
-	ModifyIndex uint64   `json:"-"`
+	CreateIndex uint64   `json:",omitempty"`
+	ModifyIndex uint64   `json:",omitempty"`
 }
 
 // Role is a named set of policies and identities tokens can link to.
@@ -113,8 +113,8 @@ type Role struct {
 	Policies          []PolicyLink      `json:",omitempty"`
 	ServiceIdentities []ServiceIdentity `json:",omitempty"`
 	NodeIdentities    []NodeIdentity    `json:",omitempty"`
-	CreateIndex       uint64            `json:"-"`
-	ModifyIndex       uint64            `json:"-"`
+	CreateIndex       uint64            `json:",omitempty"`
+	ModifyIndex       uint64            `json:",omitempty"`
 }
 
 // HashSecret is how a secret is stored and looked up: the hex SHA-256 of

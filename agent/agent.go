@@ -24,6 +24,7 @@ import (
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/httpapi"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
@@ -66,6 +67,11 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// ProxyDefaults is the proxy config every local sidecar starts from.
 	ProxyDefaults ProxyDefaults
+
+	// CheckOutputMaxSize is check_output_max_size (0: the catalog's
+	// 4096); each cut output is counted in Rejections (nil: not counted).
+	CheckOutputMaxSize int
+	Rejections         *limits.Rejections
 }
 
 // Agent is the host agent.
@@ -85,6 +91,7 @@ type Agent struct {
 	updates chan checks.Update
 	metrics *agentMetrics
 	leaves  *leafManager
+	acls    *aclCache
 	// identities are the Workload API selectors of local services, by
 	// service ID (guarded by mu); identitiesChanged is closed at their
 	// next change (agent/workload.go).
@@ -109,6 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	// The gauges read a.local and a.view at scrape time, after New.
 	a.metrics = newAgentMetrics(cfg.Metrics, a)
 	a.router = &serverRouter{pool: cfg.Pool, gsp: cfg.Gossip, dc: cfg.Datacenter, local: cfg.ServerRPCAddr}
+	a.acls = &aclCache{a: a, m: map[string]cachedToken{}}
 	var err error
 	a.local, err = local.New(local.Config{
 		Node:         a.node(),
@@ -133,6 +141,8 @@ func New(cfg Config) (*Agent, error) {
 		OnProbe:                 func(kind, status string) { a.metrics.checkProbes.WithLabelValues(kind, status).Inc() },
 		MinInterval:             cfg.MinCheckInterval,
 		EnableLocalScriptChecks: cfg.EnableLocalScriptChecks,
+		OutputMaxSize:           cfg.CheckOutputMaxSize,
+		OnTruncate:              func() { cfg.Rejections.Inc(limits.CheckOutputSize) },
 		Reap: func(serviceID, checkID string) {
 			a.log.Info("deregistering service: its check stayed critical too long", "service", serviceID, "check", checkID)
 			_ = a.DeregisterService(context.Background(), serviceID)

@@ -173,3 +173,8 @@ func (b Backend) SnapshotRestore(ctx context.Context, r io.Reader) error {
 
 // Self describes this agent.
 func (b Backend) Self() httpapi.Self { return b.a.SelfInfo().Self }
+
+// ACLCall runs an ACL API method on the servers.
+func (b Backend) ACLCall(ctx context.Context, method string, req, reply any) error {
+	return b.a.router.call(ctx, method, req, reply)
+}

@@ -6,6 +6,7 @@ import (
 
 	"context"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/rpc"
@@ -78,7 +79,9 @@ func (a *Agent) hasService(name string) bool {
 
 func (a *Agent) signLeaf(ctx context.Context, req *rpc.SignRequest) (*rpc.SignReply, error) {
 	var r rpc.SignReply
-	if err := a.router.call(ctx, rpc.MethodCASign, req, &r); err != nil {
+	// Leaves are the agent's to sign, with its own token, whoever's
+	// request asked first.
+	if err := a.router.call(acl.WithoutSecret(ctx), rpc.MethodCASign, req, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -31,6 +31,9 @@ import (
 const (
 	leafBackoffMin = 100 * time.Millisecond
 	leafBackoffMax = 30 * time.Second
+	// leafRateLimitedMax caps the backoff after the leader refused a
+	// request over its signing rate.
+	leafRateLimitedMax = 4 * time.Second
 	// leafFirstWait bounds how long a request for a service's first leaf
 	// waits (a new service may not have reached the catalog yet).
 	leafFirstWait = 15 * time.Second
@@ -253,11 +256,20 @@ func (m *leafManager) renewLoop(e *leafEntry) {
 		m.mu.Unlock()
 
 		var next time.Duration
-		if err != nil {
+		switch {
+		case errors.Is(err, catalog.ErrRateLimited):
+			// The leader is busy signing, not down: retry within a few
+			// seconds at a random point (full jitter), so the agents that
+			// were refused share the leader's rate instead of backing
+			// off past their callers' patience.
+			backoff = min(2*backoff, leafRateLimitedMax)
+			next = time.Duration(rand.Int64N(int64(backoff) + 1))
+			m.log.Debug("leaf certificate request rate-limited; retrying", "service", e.service, "in", next)
+		case err != nil:
 			m.log.Warn("leaf certificate request failed; retrying", "service", e.service, "in", backoff, "err", err)
 			next = jitter(backoff)
 			backoff = min(2*backoff, leafBackoffMax)
-		} else {
+		default:
 			backoff = leafBackoffMin
 			// The servers backdate NotBefore (clock skew): count the
 			// lifetime from when we asked, or a leaf of a few seconds

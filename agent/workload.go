@@ -11,8 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/connect"
 	"github.com/warren-mesh/warren/connect/workload"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/rpc"
@@ -126,10 +129,14 @@ type WorkloadAPI struct {
 	ln  net.Listener
 	log *slog.Logger
 
-	mu      sync.Mutex
-	td      string
-	roots   []string
-	changed chan struct{} // closed at the next change of anything served
+	jwt jwtCache
+
+	mu        sync.Mutex
+	td        string
+	roots     []string
+	jwtKeys   []rpc.JWTKey
+	jwtBundle *jwtbundle.Bundle
+	changed   chan struct{} // closed at the next change of anything served
 }
 
 // WorkloadAPI returns the Workload API served on ln (see
@@ -153,7 +160,7 @@ func (w *WorkloadAPI) Run(ctx context.Context) error {
 func (w *WorkloadAPI) Snapshot(c workload.Caller) workload.Snapshot {
 	// Take the change channel first: a change after this point closes it.
 	w.mu.Lock()
-	snap := workload.Snapshot{TrustDomain: w.td, RootPEMs: w.roots, Changed: w.changed}
+	snap := workload.Snapshot{TrustDomain: w.td, RootPEMs: w.roots, JWTBundle: w.jwtBundle, Changed: w.changed}
 	w.mu.Unlock()
 	names, _ := w.a.workloadServices(c)
 	snap.Matched = len(names) > 0
@@ -221,6 +228,21 @@ func (w *WorkloadAPI) followRoots(ctx context.Context) error {
 		changed := w.td != r.TrustDomain || !slices.Equal(w.roots, pems)
 		if changed {
 			w.td, w.roots = r.TrustDomain, pems
+		}
+		if r.TrustDomain != "" && (changed || !slices.Equal(w.jwtKeys, r.JWTKeys)) {
+			keys := make([]connect.JWTKey, len(r.JWTKeys))
+			for i, k := range r.JWTKeys {
+				keys[i] = connect.JWTKey(k)
+			}
+			if b, err := connect.JWTBundle(r.TrustDomain, keys); err != nil {
+				w.log.Error("JWT bundle from the servers", "err", err)
+			} else {
+				w.jwtKeys, w.jwtBundle = r.JWTKeys, b
+				changed = true
+				// New tokens from the new key at once; those handed out
+				// stay valid while the old key is in the bundle.
+				w.jwt.clear()
+			}
 		}
 		w.mu.Unlock()
 		if changed {

@@ -53,6 +53,12 @@ type CAProviderConfig struct {
 	RotateRoot          bool     `json:",omitempty"`
 	PrivateKey          string   `json:",omitempty"`
 	RootCert            string   `json:",omitempty"`
+	// CSRMaxPerSecond is Consul's signing rate limit: absent, the servers'
+	// csr_max_per_second applies (default 50); 0 means no limit. A GET
+	// shows the rate in force.
+	CSRMaxPerSecond *float64 `json:",omitempty"`
+	// JWTTTL is the lifetime of JWT-SVIDs (Warren's; default 5m).
+	JWTTTL Duration `json:",omitempty"`
 }
 
 // LeafCert is /v1/agent/connect/ca/leaf/:service.

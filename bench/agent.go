@@ -202,7 +202,7 @@ func startAgent(c *cluster, bin, name string, services int, tcpAddr string) (*ag
 	if err := os.WriteFile(filepath.Join(a.configDir, "services.hcl"), []byte(agentServicesHCL(name, services, tcpAddr)), 0o600); err != nil {
 		return nil, fmt.Errorf("write %s config: %w", name, err)
 	}
-	args := []string{"agent",
+	args := []string{"agent", "-hcl", "acl {\n enabled = false\n}\n",
 		"-node", name,
 		"-data-dir", a.dataDir,
 		"-config-dir", a.configDir,

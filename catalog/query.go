@@ -20,6 +20,14 @@ var (
 	// ErrRateLimited means a rate limit refused the request; the caller
 	// should back off and retry.
 	ErrRateLimited = errors.New("rate limit exceeded, retry")
+	// ErrPermissionDenied is a request its ACL token does not allow
+	// (HTTP 403 "Permission denied", as Consul answers; Consul's clients
+	// match that text).
+	//lint:ignore ST1005 Consul's wire text, which clients match.
+	ErrPermissionDenied = errors.New("Permission denied")
+	// ErrACLNotFound is a request whose token matches no token (HTTP 403
+	// "ACL not found", as Consul answers).
+	ErrACLNotFound = errors.New("ACL not found")
 )
 
 // Unwrap makes every FieldError an ErrInvalid.
@@ -55,6 +63,9 @@ type QueryMeta struct {
 	Index       uint64
 	KnownLeader bool
 	LastContact time.Duration
+	// ResultsFilteredByACLs is set when the ACLs dropped something from
+	// the result (header X-Consul-Results-Filtered-By-ACLs).
+	ResultsFilteredByACLs bool `json:",omitempty"`
 }
 
 // Blocking query waits, as Consul defines them.

@@ -37,7 +37,7 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if sub == "service" && name == "" {
 		name = fs.Arg(0)
 	}
-	c := newHTTPClient(*addr)
+	c := addr.client()
 	var err error
 	switch sub {
 	case "services":

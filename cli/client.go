@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,26 +18,75 @@ import (
 type httpClient struct {
 	base string
 	hc   *http.Client
+	// token is sent in X-Consul-Token when set; tokenErr, when set, is
+	// returned by every request (an unreadable -token-file).
+	token    string
+	tokenErr error
+}
+
+// clientConfig is how a command reaches the agent: the flags clientFlags
+// registers.
+type clientConfig struct {
+	addr      string
+	token     string
+	tokenFile string
 }
 
 // clientFlags registers -http-addr (default from WARREN_HTTP_ADDR, then
-// CONSUL_HTTP_ADDR, then 127.0.0.1:8500).
-func clientFlags(fs *flag.FlagSet) *string {
-	def := "127.0.0.1:8500"
-	for _, env := range []string{"WARREN_HTTP_ADDR", "CONSUL_HTTP_ADDR"} {
+// CONSUL_HTTP_ADDR, then 127.0.0.1:8500), -token and -token-file.
+func clientFlags(fs *flag.FlagSet) *clientConfig {
+	c := &clientConfig{}
+	fs.StringVar(&c.addr, "http-addr", firstEnv("127.0.0.1:8500", "WARREN_HTTP_ADDR", "CONSUL_HTTP_ADDR"),
+		"address of the agent's HTTP API (env WARREN_HTTP_ADDR)")
+	fs.StringVar(&c.token, "token", "", "ACL token to send (env WARREN_HTTP_TOKEN, CONSUL_HTTP_TOKEN)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the ACL token to send (env WARREN_HTTP_TOKEN_FILE, CONSUL_HTTP_TOKEN_FILE)")
+	return c
+}
+
+func firstEnv(def string, names ...string) string {
+	for _, env := range names {
 		if v := os.Getenv(env); v != "" {
-			def = v
-			break
+			return v
 		}
 	}
-	return fs.String("http-addr", def, "address of the agent's HTTP API (env WARREN_HTTP_ADDR)")
+	return def
+}
+
+// client returns the HTTP client of c. The token is the first set of
+// -token, -token-file, WARREN_HTTP_TOKEN, CONSUL_HTTP_TOKEN,
+// WARREN_HTTP_TOKEN_FILE and CONSUL_HTTP_TOKEN_FILE: flags beat the
+// environment, and a token beats a file at the same level.
+func (c *clientConfig) client() *httpClient {
+	hc := newHTTPClient(c.addr)
+	file := c.tokenFile
+	switch {
+	case c.token != "":
+		hc.token = c.token
+	case file != "":
+	case firstEnv("", "WARREN_HTTP_TOKEN", "CONSUL_HTTP_TOKEN") != "":
+		hc.token = firstEnv("", "WARREN_HTTP_TOKEN", "CONSUL_HTTP_TOKEN")
+	default:
+		file = firstEnv("", "WARREN_HTTP_TOKEN_FILE", "CONSUL_HTTP_TOKEN_FILE")
+	}
+	if hc.token == "" && file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			hc.tokenErr = fmt.Errorf("read token file: %w", err)
+		} else if hc.token = strings.TrimSpace(string(b)); hc.token == "" {
+			hc.tokenErr = fmt.Errorf("token file %s is empty", file)
+		}
+	}
+	if strings.ContainsAny(hc.token, "\r\n") {
+		hc.token, hc.tokenErr = "", errors.New("the ACL token contains a line break")
+	}
+	return hc
 }
 
 func newHTTPClient(addr string) *httpClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &httpClient{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute}}
+	return &httpClient{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute, Transport: cliTransport()}} // cli/tls.go
 }
 
 // do sends a request and decodes a JSON answer into out (if non-nil); a
@@ -46,9 +96,15 @@ func (c *httpClient) do(ctx context.Context, method, path string, q url.Values, 
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	if c.tokenErr != nil {
+		return c.tokenErr
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -67,11 +67,11 @@ func runConnectEnvoy(ctx context.Context, args []string, stdout, stderr io.Write
 
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	proxyID, dest, err := findSidecar(rctx, newHTTPClient(*httpAddr), *sidecarFor)
+	proxyID, dest, err := findSidecar(rctx, httpAddr.client(), *sidecarFor)
 	if err != nil {
 		return fail("%v", err)
 	}
-	b, err := xds.EnvoyBootstrap(*xdsAddr, proxyID, dest, adminPort)
+	b, err := xds.EnvoyBootstrap(*xdsAddr, proxyID, dest, adminPort, httpAddr.client().token)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -73,8 +73,8 @@ func runDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if out == "" {
 		out = "warren-debug-" + start.UTC().Format("20060102T150405Z") + ".tar.gz"
 	}
-	d := &debugRun{api: newHTTPClient(*httpAddr), files: map[string][]byte{}}
-	d.index = debugIndex{Version: Version, HTTPAddr: *httpAddr, MetricsAddr: *metricsAddr,
+	d := &debugRun{api: httpAddr.client(), files: map[string][]byte{}}
+	d.index = debugIndex{Version: Version, HTTPAddr: httpAddr.addr, MetricsAddr: *metricsAddr,
 		Started: start.UTC().Format(time.RFC3339), Duration: duration.String(),
 		Redaction: "every text file is redacted: encrypt keys and 32-byte base64 keys, tokens, secrets and passwords, PEM private key blocks; binary pprof profiles hold no configuration values"}
 	if *metricsAddr != "" {

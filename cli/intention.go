@@ -49,7 +49,7 @@ func runIntention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
-	c := newHTTPClient(*addr)
+	c := addr.client()
 	pair := func() (url.Values, bool) {
 		if fs.NArg() != 2 {
 			fmt.Fprintf(stderr, "warren intention %s: want SRC and DST, got %d arguments\n", sub, fs.NArg())

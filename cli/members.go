@@ -26,7 +26,7 @@ func agentCommand(name string, args []string, stderr io.Writer) (*httpClient, *f
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, nil, false
 	}
-	return newHTTPClient(*addr), fs, asJSON, true
+	return addr.client(), fs, asJSON, true
 }
 
 func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -57,6 +57,34 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// startDev runs `warren dev` (this test binary as warren) on ports (HTTP,
+// DNS, server, serf LAN, gRPC) with more args and environment. done gets
+// its exit; whoever reads it must put it back. The process is killed when
+// the test ends, and its stderr logged if the test failed.
+func startDev(t *testing.T, ports []int, args []string, env ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"dev",
+		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[1]),
+		"-server-port", strconv.Itoa(ports[2]), "-serf-lan-port", strconv.Itoa(ports[3]),
+		"-grpc-port", strconv.Itoa(ports[4])}, args...)...)
+	cmd.Env = append(append(os.Environ(), "WARREN_CLI_TEST_MAIN=1"), env...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		done <- <-done
+		if t.Failed() {
+			t.Logf("warren's stderr:\n%s", stderr.String())
+		}
+	})
+	return cmd, done
+}
+
 // notifySocket listens where NOTIFY_SOCKET points and delivers each
 // datagram.
 func notifySocket(t *testing.T) (string, <-chan string) {
@@ -111,26 +139,7 @@ func TestSdNotify(t *testing.T) {
 	}
 	sock, msgs := notifySocket(t)
 	ports := freePorts(t, 5)
-	cmd := exec.Command(os.Args[0], "dev",
-		"-http-port", strconv.Itoa(ports[0]), "-dns-port", strconv.Itoa(ports[1]),
-		"-server-port", strconv.Itoa(ports[2]), "-serf-lan-port", strconv.Itoa(ports[3]),
-		"-grpc-port", strconv.Itoa(ports[4]))
-	cmd.Env = append(os.Environ(), "WARREN_CLI_TEST_MAIN=1", "NOTIFY_SOCKET="+sock,
-		"WATCHDOG_USEC=400000", "WATCHDOG_PID=", "JOURNAL_STREAM=")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("warren's stderr:\n%s", stderr.String())
-		}
-	}()
+	cmd, done := startDev(t, ports, nil, "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000", "WATCHDOG_PID=", "JOURNAL_STREAM=")
 
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/v1/agent/self", ports[0])
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])

@@ -28,7 +28,7 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := fs.Parse(args[2:]); err != nil {
 		return ExitUsage
 	}
-	c := newHTTPClient(*addr)
+	c := addr.client()
 	switch sub {
 	case "list-peers":
 		var out api.RaftConfiguration

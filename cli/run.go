@@ -22,15 +22,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/agent"
 	"github.com/warren-mesh/warren/config"
 	"github.com/warren-mesh/warren/dns"
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/httpapi"
 	"github.com/warren-mesh/warren/internal/atomicfile"
+	"github.com/warren-mesh/warren/internal/audit"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/server"
 	"github.com/warren-mesh/warren/xds"
@@ -100,6 +104,10 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 		}
 		defer cleanup()
 	}
+	if err := applyEnrollment(ctx, cfg, log); err != nil { // cli/enroll.go
+		log.Error("enrollment failed", "err", err)
+		return ExitError
+	}
 	reload := func() ([]agent.ServiceDefinition, error) {
 		c, err := config.Load(mode, flags)
 		if err != nil {
@@ -145,6 +153,16 @@ type process struct {
 	grpcLn      net.Listener
 	xdsFeed     *xds.GRPCFeed
 	sidecarFeed *agent.SidecarFeed
+
+	// TLS (cli/tlsrun.go): nil without a CA. httpLn is nil when
+	// ports.http = -1, httpsLn when HTTPS is off.
+	tls             *tlscfg.Configurator
+	httpsLn         net.Listener
+	autoEncrypt     *agent.AutoEncrypt // auto_encrypt.tls, nil otherwise
+	autoEncryptPool *rpc.Pool
+	// Limits and audit (cli/limits.go).
+	rejections *limits.Rejections
+	audit      *audit.Log // nil when off
 }
 
 // runProcess builds the process from cfg and runs it under one context.
@@ -158,7 +176,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	}
 	defer p.pool.Close()
 	log.Info("warren running", "mode", cfg.Mode.String(), "node", cfg.NodeName, "datacenter", cfg.Datacenter,
-		"http", "http://"+p.httpLn.Addr().String(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
+		"http", p.apiURLs(), "dns", p.dnsAddr(), "gossip", net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.SerfLAN)),
 		"server", cfg.Server, "data_dir", cfg.DataDir, "workload_socket", p.workloadSocket(), "version", Version)
 
 	// Inner layers (server, gossip) get their own contexts so they stop
@@ -182,7 +200,8 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 		dnsProbe = dialable(p.dns.Addr())
 	}
 	loops := []task.Func{
-		func(ctx context.Context) error { return serveHTTP(ctx, p.httpLn, p.http, log) },
+		func(ctx context.Context) error { return serveHTTPWith(ctx, p.httpLn, p.http, p.httpLimits(), log) },
+		func(ctx context.Context) error { return serveHTTPWith(ctx, p.httpsLn, p.http, p.httpLimits(), log) },
 		p.serveMetrics,
 		p.agent.Run,
 		func(ctx context.Context) error {
@@ -193,7 +212,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 			return err
 		},
 		func(ctx context.Context) error { return reloadOnHUP(ctx, p.agent, log, notify) },
-		func(ctx context.Context) error { return notify.Run(ctx, dialable(p.httpLn.Addr().String()), dnsProbe) },
+		func(ctx context.Context) error { return notify.Run(ctx, p.apiAddr(), dnsProbe) },
 		func(ctx context.Context) error {
 			if p.server == nil {
 				<-ctx.Done()
@@ -214,13 +233,16 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	if p.dns != nil {
 		loops = append(loops, p.dns.Run)
 	}
+	loops = append(loops, p.autoEncryptLoops()...)
 	if p.workload != nil {
 		loops = append(loops, p.workload.Run)
 	}
 	if p.grpcLn != nil {
 		loops = append(loops, p.xdsFeed.Run, p.sidecarFeed.Run, func(ctx context.Context) error { return serveXDS(ctx, p.grpcLn, p.xdsFeed.Server) })
 	}
+	stopAudit := p.runAudit() // cli/limits.go
 	err = task.Run(ctx, loops...)
+	stopAudit()
 	if p.server != nil {
 		stopServer()
 		if serr := <-serverDone; serr != nil && err == nil {
@@ -250,6 +272,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		p.reg = prometheus.NewRegistry() // throwaway: never served
 		log.Warn("metrics disabled by " + disableMetricsEnv + "=1")
 	}
+	p.rejections = limits.NewRejections(p.reg)
 	// Every error return below sets p to nil: release what was made
 	// through a copy of the pointer.
 	made := p
@@ -258,9 +281,21 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			made.close()
 		}
 	}()
-	httpAddr := net.JoinHostPort(cfg.ClientAddr, strconv.Itoa(cfg.Ports.HTTP))
-	if p.httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", httpAddr, err)
+	if p.tls, err = buildTLS(cfg); err != nil { // cli/tlsrun.go
+		return nil, err
+	}
+	if p.tls != nil {
+		p.pool = rpc.NewTLSPool(p.tls.OutgoingRPC())
+	}
+	if p.httpLn, err = listenHTTP(cfg); err != nil {
+		return nil, err
+	}
+	if p.httpsLn, err = listenHTTPS(cfg, p.tls, p.limitHTTPListener, log); err != nil {
+		return nil, err
+	}
+	p.httpLn = p.limitHTTPListener(p.httpLn) // cli/limits.go
+	if err = p.openAudit(); err != nil {
+		return nil, err
 	}
 	if err = p.listenMetrics(); err != nil {
 		return nil, err
@@ -295,6 +330,14 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	var backend httpapi.Backend
 	serverAddr := ""
 	if cfg.Server {
+		// What enrolling agents receive: the gossip key and the operator
+		// CA (cli/enroll.go).
+		enrollment := server.EnrollmentConfig{GossipKey: cfg.Encrypt}
+		if cfg.TLS.CAFile != "" {
+			if enrollment.CAPEM, err = os.ReadFile(cfg.TLS.CAFile); err != nil {
+				return nil, fmt.Errorf("tls.defaults.ca_file: %w", err)
+			}
+		}
 		p.server, err = server.New(server.Config{
 			NodeName: cfg.NodeName, NodeID: nodeID, Datacenter: cfg.Datacenter, DataDir: cfg.DataDir,
 			BindAddr:        net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Server)),
@@ -309,6 +352,14 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 			// default_intention_policy (not a config key yet): allow in
 			// dev, deny otherwise.
 			DefaultIntentionAllow: cfg.Mode == config.ModeDev,
+			ACL: server.ACLConfig{Enabled: cfg.ACL.Enabled, DefaultAllow: cfg.ACL.DefaultPolicy == "allow",
+				InitialManagementToken: cfg.ACL.Tokens.InitialManagement},
+			TLS:        p.tls,
+			Enrollment: enrollment, Audit: p.audit,
+
+			CSRMaxPerSecond: csrMaxPerSecond(cfg.Connect.CSRMaxPerSecond),
+
+			RPCRate: cfg.Limits.RPCRate, RPCMaxBurst: cfg.Limits.RPCMaxBurst, Rejections: p.rejections,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
@@ -324,6 +375,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Logger:  log.With("subsystem", "agent"),
 		// Mesh telemetry (issue 9): sidecars' stats listener, access logs, tracing.
 		ProxyDefaults: proxyDefaults(cfg.ProxyDefaults),
+
+		CheckOutputMaxSize: cfg.CheckOutputMaxSize, Rejections: p.rejections,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
@@ -331,12 +384,45 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if backend == nil {
 		backend = p.agent.Backend()
 	}
+	// The agent calls the servers with its token; the agent inside a
+	// server process, without one, with its server's process-local
+	// secret.
+	switch {
+	case cfg.ACL.Tokens.Agent != "":
+		p.pool.SetToken(cfg.ACL.Tokens.Agent)
+	case p.server != nil:
+		p.pool.SetToken(p.server.LocalAgentToken())
+	case cfg.ACL.Enabled:
+		log.Warn("ACLs are enabled and acl.tokens.agent is not set: this agent calls the servers with the anonymous token, which a default-deny cluster refuses")
+	}
+	var resolver httpapi.ACLResolver
+	switch {
+	case !cfg.ACL.Enabled && cfg.Mode == config.ModeDev:
+		log.Warn("ACLs are disabled in dev mode: every request is allowed")
+	case !cfg.ACL.Enabled:
+		log.Warn("ACLs are disabled (acl { enabled = false }): every request is allowed; do not run a production cluster like this")
+	case p.server != nil:
+		resolver = p.server
+	default:
+		resolver = p.agent
+	}
+	p.buildAutoEncrypt(nodeID) // cli/tlsrun.go
 	if err = p.listenWorkload(); err != nil {
 		return nil, err
 	}
 	var view dns.View = p.agent.View()
 	if p.server != nil {
 		view = p.server.LocalView()
+	}
+	if cfg.ACL.Enabled && cfg.ACL.EnableTokenForDNS && resolver != nil {
+		// DNS answers what the default token may read.
+		view = dns.FilteredView(view, func() dns.Filter {
+			id, err := resolver.ResolveToken(context.Background(), cfg.ACL.Tokens.Default)
+			if err != nil {
+				return acl.DenyAll()
+			}
+			return id.Authorizer
+		})
 	}
 	if cfg.Ports.DNS > 0 {
 		p.dns, err = dns.New(dns.Config{
@@ -366,12 +452,19 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		p.xdsFeed = &xds.GRPCFeed{Source: src, Server: xds.NewServer(log.With("subsystem", "xds")),
 			Datacenter: cfg.Datacenter, Logger: log.With("subsystem", "xds")}
 		p.reg.MustRegister(p.xdsFeed.Server.Collectors()...)
+		if resolver != nil {
+			p.xdsFeed.Server.SetAuthorizer(p.agent.XDSAuthorizer(resolver))
+		}
 		p.sidecarFeed = p.agent.SidecarFeed(src, p.xdsFeed.Server, log.With("subsystem", "xds", "feed", "sidecars"))
 	}
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
 		Registerer: p.httpDNSMetrics(), Gatherer: p.gatherer(), Ready: p.ready,
+		ACL: resolver, DefaultToken: cfg.ACL.Tokens.Default,
 		Logger: log.With("subsystem", "http"),
+
+		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
+		Rejections: p.rejections, Audit: p.auditor(),
 	})
 	return p, nil
 }
@@ -401,6 +494,9 @@ func (p *process) close() {
 	if p.httpLn != nil {
 		_ = p.httpLn.Close()
 	}
+	if p.httpsLn != nil {
+		_ = p.httpsLn.Close()
+	}
 	if p.metricsLn != nil {
 		_ = p.metricsLn.Close()
 	}
@@ -409,6 +505,9 @@ func (p *process) close() {
 	}
 	if p.workloadLn != nil {
 		_ = p.workloadLn.Close()
+	}
+	if p.audit != nil {
+		p.runAudit()() // flushes nothing, closes the file
 	}
 	if p.server != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -490,14 +589,16 @@ func serveXDS(ctx context.Context, ln net.Listener, x *xds.Server) error {
 // serveHTTP serves until ctx is done, then stops taking connections and
 // gives requests in flight a few seconds (blocking queries are cut).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          logging.StdLogger(log, slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+	return serveHTTPWith(ctx, ln, h, httpLimits{}, log)
+}
+
+// serveHTTPWith is serveHTTP with the limits of cli/limits.go.
+func serveHTTPWith(ctx context.Context, ln net.Listener, h http.Handler, lim httpLimits, log *slog.Logger) error {
+	if ln == nil { // this listener (HTTP or HTTPS) is disabled
+		<-ctx.Done()
+		return nil
 	}
+	hs := newHTTPServer(ctx, h, lim, log) // cli/limits.go
 	errCh := make(chan error, 1)
 	go func() { errCh <- hs.Serve(ln) }()
 	select {
@@ -512,4 +613,13 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	}
 	<-errCh
 	return nil
+}
+
+// csrMaxPerSecond maps connect.ca_config.csr_max_per_second (0: no limit,
+// Consul's) to server.Config's (0: the default; negative: no limit).
+func csrMaxPerSecond(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

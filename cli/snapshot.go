@@ -28,7 +28,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return ExitUsage
 	}
 	file := fs.Arg(0)
-	c := newHTTPClient(*addr)
+	c := addr.client()
 	var err error
 	switch sub {
 	case "save":

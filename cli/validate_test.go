@@ -36,7 +36,7 @@ func TestValidate(t *testing.T) {
 			"b.json": "{\"node_name\": \"bad_name\"}\n",
 		}, code: ExitError, stderr: "$DIR/a.hcl:5: bogus: unknown key\n" +
 			"$DIR/b.json:1: node_name: \"bad_name\" is not a valid DNS label (letters, digits and '-', at most 63, not starting or ending with '-')\n" +
-			"$DIR/a.hcl:3: ports.http: port 99999 out of range (want 1..65535)\n"},
+			"$DIR/a.hcl:3: ports.http: port 99999 out of range (want 1..65535, or -1 to disable)\n"},
 		{name: "agent with a server key", files: map[string]string{"a.hcl": "data_dir = \"/d\"\nbootstrap_expect = 3\n"},
 			code: ExitError, stderr: "$DIR/a.hcl:2: bootstrap_expect: only a server may set it; the mode is agent\n"},
 		{name: "missing dir", files: nil, code: ExitError,

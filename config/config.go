@@ -46,9 +46,14 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// Ports are the listening ports. DNS and GRPC may be -1 (disabled).
+// Ports are the listening ports. DNS, GRPC and HTTPS may be -1
+// (disabled).
 type Ports struct {
 	HTTP, DNS, Server, SerfLAN, GRPC int
+	// HTTPS is the HTTPS API's port: -1 (disabled) unless this process has
+	// a TLS certificate (tls.defaults.cert_file or auto_encrypt.tls), then
+	// 8501 unless set.
+	HTTPS int
 }
 
 // Config is the validated runtime configuration.
@@ -88,6 +93,16 @@ type Config struct {
 
 	DNS DNSConfig
 
+	// ACL is access control (acl { ... }): on by default for servers and
+	// agents, off in dev mode.
+	ACL ACLConfig
+	// Enroll is a host enrollment token (key enroll, flag -enroll): an
+	// agent presents it once to receive its ACL token, the gossip key,
+	// the servers and the CA. A secret: never log it.
+	Enroll string
+	// Connect is the connect block (see connect.go).
+	Connect ConnectConfig
+
 	// MetricsAddr is host:port of a separate HTTP listener serving only
 	// /v1/agent/metrics (and pprof when EnableDebug is set); "" for none
 	// (key metrics_addr, flag -metrics-addr).
@@ -106,6 +121,15 @@ type Config struct {
 	// ProxyDefaults is the proxy config every local sidecar starts from
 	// (key proxy_defaults).
 	ProxyDefaults ProxyDefaults
+	// Limits bound what one client may cost this process (limits { }
+	// block and check_output_max_size; config/limits.go).
+	Limits Limits
+	// CheckOutputMaxSize is the most output a check reports, truncation
+	// marker included (key check_output_max_size, Consul's; default and
+	// maximum catalog.MaxOutputLen, 4096).
+	CheckOutputMaxSize int
+	// Audit is the audit log (audit { } block; config/limits.go).
+	Audit AuditConfig
 
 	// Services are the service definitions of the config files, in the
 	// order they were read; every ID (defaulting to the name) is unique.
@@ -113,6 +137,34 @@ type Config struct {
 
 	// Files lists the files that were read, in order (for logging).
 	Files []string
+
+	// TLS is the tls stanza and auto_encrypt (config/tls.go).
+	TLS TLSConfig
+}
+
+// ACLConfig is the acl { } block, Consul's keys.
+type ACLConfig struct {
+	// Enabled turns ACL enforcement on (acl.enabled).
+	Enabled bool
+	// DefaultPolicy is "allow" or "deny" (acl.default_policy): what a
+	// token may do where no rule says.
+	DefaultPolicy string
+	// EnableTokenForDNS makes DNS answer with the default token's view
+	// (acl.enable_token_for_dns); without it DNS answers everything.
+	EnableTokenForDNS bool
+	// Tokens are secrets: never log them.
+	Tokens ACLTokens
+}
+
+// ACLTokens are the acl.tokens { } secrets.
+type ACLTokens struct {
+	// InitialManagement is made a management token at the first
+	// leadership (servers only).
+	InitialManagement string
+	// Agent is the token the agent calls the servers with.
+	Agent string
+	// Default is the token of HTTP requests that carry none.
+	Default string
 }
 
 // DNSConfig is the DNS interface's configuration.
@@ -174,9 +226,12 @@ func load(mode Mode, f *Flags, h host) (*Config, error) {
 	b := newBuilder(mode, h)
 	if f != nil {
 		for _, s := range f.sources {
-			if s.dir {
+			switch {
+			case s.hcl != "":
+				b.readHCL(s.path, s.hcl)
+			case s.dir:
 				b.readDir(s.path)
-			} else {
+			default:
 				b.readFile(s.path)
 			}
 		}
@@ -228,7 +283,7 @@ func defaults(mode Mode, h host) Config {
 		LogLevel:      "info",
 		BindAddr:      "0.0.0.0",
 		ClientAddr:    "127.0.0.1",
-		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+		Ports:         Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 		Server:        mode == ModeServer || mode == ModeDev,
 		RetryInterval: 30 * time.Second,
 
@@ -239,10 +294,15 @@ func defaults(mode Mode, h host) Config {
 			RecursorTimeout: 2 * time.Second,
 			UDPAnswerLimit:  3,
 		},
+		Connect: defaultConnect(),
 	}
+	c.Limits, c.CheckOutputMaxSize = defaultLimits()
 	if mode != ModeDev {
 		c.WorkloadSocket = DefaultWorkloadSocket
+		// Secure by default: ACLs on, deny what no rule allows.
+		c.ACL.Enabled = true
 	}
+	c.ACL.DefaultPolicy = "deny"
 	if mode == ModeDev {
 		c.BindAddr = "127.0.0.1"
 		c.BootstrapExpect = 1

@@ -59,7 +59,7 @@ func TestLoad_FullConfig(t *testing.T) {
 		BindAddr:        "10.0.0.5",
 		AdvertiseAddr:   "192.0.2.10",
 		ClientAddr:      "0.0.0.0",
-		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502},
+		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502, HTTPS: 18501},
 		Server:          true,
 		BootstrapExpect: 3,
 		// An entry without a port gets the serf LAN port.
@@ -95,6 +95,24 @@ func TestLoad_FullConfig(t *testing.T) {
 			AccessLogs: &api.AccessLogsConfig{Enabled: true, DisableListenerLogs: true, Type: "file",
 				Path: "/var/log/envoy/access.log", JSONFormat: `{"code": "%RESPONSE_CODE%"}`},
 		},
+		ACL: ACLConfig{Enabled: true, DefaultPolicy: "allow", EnableTokenForDNS: true, Tokens: ACLTokens{
+			InitialManagement: "00000000-1111-2222-3333-444444444444",
+			Agent:             "aaaaaaaa-1111-2222-3333-444444444444",
+			Default:           "dddddddd-1111-2222-3333-444444444444",
+		}},
+
+		TLS: TLSConfig{
+			CAFile: "testdata/tls/warren-agent-ca.pem", CAPath: "testdata/tls",
+			CertFile: "testdata/tls/east-1-server-warren-0.pem", KeyFile: "testdata/tls/east-1-server-warren-0-key.pem",
+			VerifyIncoming: true, VerifyOutgoing: true, VerifyServerHostname: true, HTTPSVerifyIncoming: new(bool),
+			AutoEncryptAllowTLS: true,
+		},
+		Connect: ConnectConfig{CSRMaxPerSecond: 12.5},
+
+		CheckOutputMaxSize: 2048,
+		Limits: Limits{HTTPMaxConnsPerClient: 100, HTTPMaxBlockingQueriesPerClient: 50, HTTPMaxBodyBytes: 524288,
+			HTTPReadHeaderTimeout: 5 * time.Second, RPCRate: 250.5, RPCMaxBurst: 500},
+		Audit: AuditConfig{Enabled: true, Path: "/var/log/warren/audit.json"},
 	}
 	yes := true
 	web := api.AgentServiceRegistration{
@@ -141,7 +159,7 @@ func TestLoad_FullConfig(t *testing.T) {
 	}
 	// Where each file defines web and db.
 	sources := map[string][2]int{
-		"testdata/full-config.hcl":  {46, 83},
+		"testdata/full-config.hcl":  {47, 84},
 		"testdata/full-config.json": {35, 70},
 	}
 	for _, file := range []string{"testdata/full-config.hcl", "testdata/full-config.json"} {
@@ -181,6 +199,9 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 			t.Fatalf("%s: %v", file, errors.Join(b.errs...))
 		}
 		for _, f := range fields {
+			if f.key == "enroll" {
+				continue // agent-only; the fixtures are a server's (TestEnrollKey)
+			}
 			if b.src[f.key] == "" {
 				t.Errorf("%s does not set %s", file, f.key)
 			}
@@ -233,6 +254,7 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 
 func TestLoad_Defaults(t *testing.T) {
 	defaultDNS := DNSConfig{Domain: "warren.", RecursorTimeout: 2 * time.Second, UDPAnswerLimit: 3}
+	defLimits, defOutput := defaultLimits()
 	tests := []struct {
 		mode Mode
 		args []string
@@ -241,25 +263,32 @@ func TestLoad_Defaults(t *testing.T) {
 		{ModeDev, nil, Config{
 			Mode: ModeDev, NodeName: "web-01-example-com", Datacenter: "dc1", LogLevel: "info",
 			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, BootstrapExpect: 1, RetryInterval: time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
+			ACL:     ACLConfig{DefaultPolicy: "deny"},
+			Connect: defaultConnect(),
+			Limits:  defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
-			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
-			WorkloadSocket: DefaultWorkloadSocket,
+			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
+			ACL:    ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits: defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
 			BindAddr: "10.9.9.9", AdvertiseAddr: "10.9.9.9", ClientAddr: "127.0.0.1",
-			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502},
+			Ports:            Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
-			WorkloadSocket: DefaultWorkloadSocket,
+			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
+			ACL:    ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits: defLimits, CheckOutputMaxSize: defOutput,
 		}},
 	}
 	for _, tt := range tests {
@@ -330,7 +359,7 @@ retry_join = ["c"]
 		{"datacenter (later file)", got.Datacenter, "file"},
 		{"log_level (dir file)", got.LogLevel, "debug"},
 		{"retry_join (later file replaces; serf LAN port)", got.RetryJoin, []string{"c:8301"}},
-		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502}},
+		{"ports (two dir files, key by key)", got.Ports, Ports{HTTP: 9500, DNS: 9600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1}},
 		{"client_addr (default)", got.ClientAddr, "127.0.0.1"},
 		{"files", got.Files, []string{filepath.Join(dir, "10-base.hcl"), filepath.Join(dir, "20-override.json"), later}},
 	}
@@ -377,8 +406,16 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"FILE:2: bogus: unknown key"}},
 		{"unknown key in ports (json)", ModeAgent, "a.json", "{\n\"data_dir\": \"/d\",\n\"ports\": {\n\"htp\": 1\n}\n}", nil,
 			[]string{"FILE:4: ports.htp: unknown key"}},
-		{"unknown block", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nlimits {\n}\n", nil,
-			[]string{"FILE:3: limits: unknown block"}},
+		{"unknown block", ModeAgent, "a.hcl", "data_dir = \"/d\"\n\nlimitz {\n}\n", nil,
+			[]string{"FILE:3: limitz: unknown block"}},
+		{"unknown audit sink", ModeAgent, "a.hcl", "data_dir = \"/d\"\naudit {\n  sink \"syslog\" {\n  }\n}\n", nil,
+			[]string{`FILE:3: audit.sink: unknown kind "syslog": want one of file`}},
+		{"audit without sink", ModeAgent, "a.hcl", "data_dir = \"/d\"\naudit {\n  enabled = true\n}\n", nil,
+			[]string{"FILE:3: audit.enabled: true, but no sink"}},
+		{"relative audit path", ModeAgent, "a.json", "{\"data_dir\": \"/d\",\n\"audit\": {\"sink\": {\"file\": {\n\"path\": \"audit.json\"}}}}", nil,
+			[]string{`FILE:3: audit.sink.file.path: "audit.json" is not an absolute path`}},
+		{"bad limits", ModeAgent, "a.hcl", "data_dir = \"/d\"\ncheck_output_max_size = 10000\nlimits {\n  http_max_conns_per_client = -1\n  rpc_rate = -2\n  http_read_header_timeout = \"0s\"\n}\n", nil,
+			[]string{"FILE:2: check_output_max_size: must be between 64 and 4096", "FILE:4: limits.http_max_conns_per_client: must be at least 0", "FILE:5: limits.rpc_rate: must be 0 (no limit) or more", "FILE:6: limits.http_read_header_timeout: must be positive"}},
 		{"wrong type", ModeServer, "a.hcl", "data_dir = \"/d\"\nbootstrap_expect = \"three\"\n", nil,
 			[]string{"FILE:2: bootstrap_expect: want a whole number, got string"}},
 		{"wrong type (json)", ModeServer, "a.json", "{\n  \"data_dir\": \"/d\",\n  \"server\": \"yes\"\n}", nil,
@@ -394,7 +431,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"port out of range", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 70000\n}\n", nil,
 			[]string{"FILE:3: ports.http: port 70000 out of range"}},
 		{"disabled http port", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = -1\n}\n", nil,
-			[]string{"FILE:3: ports.http: port -1 out of range"}},
+			[]string{"FILE:3: ports.http: -1 disables the only HTTP API"}},
 		{"duplicate ports", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  http = 9000\n  grpc = 9000\n}\n", nil,
 			[]string{"FILE:4: ports.grpc: port 9000 is also used by ports.http at FILE:3"}},
 		{"duplicate port with a default", ModeAgent, "a.hcl", "data_dir = \"/d\"\nports {\n  grpc = 8500\n}\n", nil,
@@ -509,6 +546,12 @@ func TestLoad_Errors(t *testing.T) {
 			[]string{"FILE:4: dns_config: defined more than once in this file"}},
 		{"dns_config as a setting", ModeAgent, "a.hcl", "data_dir = \"/d\"\ndns_config = {}\n", nil,
 			[]string{"FILE:2: dns_config: is a block, not a setting"}},
+		{"negative csr_max_per_second", ModeServer, "a.hcl", "data_dir = \"/d\"\nconnect {\n  ca_config {\n    csr_max_per_second = -1\n  }\n}\n", nil,
+			[]string{"FILE:4: connect.ca_config.csr_max_per_second: must be 0 (no limit) or more, got -1"}},
+		{"csr_max_per_second string", ModeServer, "a.json", "{\n\"data_dir\": \"/d\",\n\"connect\": {\"ca_config\": {\n\"csr_max_per_second\": \"fast\"\n}}\n}", nil,
+			[]string{"FILE:4: connect.ca_config.csr_max_per_second: want a number, got string"}},
+		{"unknown ca_config key", ModeServer, "a.hcl", "data_dir = \"/d\"\nconnect {\n  ca_config {\n    private_key = \"x\"\n  }\n}\n", nil,
+			[]string{"FILE:4: connect.ca_config.private_key: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -573,5 +616,18 @@ func TestLoad_NilFlags(t *testing.T) {
 	}
 	if got.DataDir != "" || !got.Server {
 		t.Errorf("dev defaults: data dir %q, server %v", got.DataDir, got.Server)
+	}
+}
+
+// TestEnrollKey: enroll is an agent's key, from a file or -enroll, and an
+// error elsewhere, naming where it was set.
+func TestEnrollKey(t *testing.T) {
+	got, err := load(ModeAgent, parseFlags(t, "-data-dir", "/d", "-hcl", "enroll = \"wrenroll1.abc\""), testHost())
+	if err != nil || got.Enroll != "wrenroll1.abc" {
+		t.Fatalf("agent enroll: %v, %q", err, got.Enroll)
+	}
+	_, err = load(ModeServer, parseFlags(t, "-data-dir", "/d", "-enroll", "wrenroll1.abc"), testHost())
+	if err == nil || !strings.Contains(err.Error(), "flag -enroll") || !strings.Contains(err.Error(), "only an agent enrolls") {
+		t.Fatalf("server with -enroll: %v", err)
 	}
 }

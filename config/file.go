@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // fields maps every config key to the Config field it sets. Keys with a
 // dot live in a section block ("ports.http" in ports { }). The pointer's
-// type says how a value is decoded: *string, *int, *bool, *time.Duration,
+// type says how a value is decoded: *string, *int, *float64, *bool, *time.Duration,
 // *[]string, *map[string]string or *map[string]time.Duration. Service
 // definitions (service, services) are decoded apart, by decodeService.
 var fields = []struct {
@@ -51,11 +52,41 @@ var fields = []struct {
 	{"ports.server", func(c *Config) any { return &c.Ports.Server }},
 	{"ports.serf_lan", func(c *Config) any { return &c.Ports.SerfLAN }},
 	{"ports.grpc", func(c *Config) any { return &c.Ports.GRPC }},
+	{"ports.https", func(c *Config) any { return &c.Ports.HTTPS }},
 	{"dns_config.node_ttl", func(c *Config) any { return &c.DNS.NodeTTL }},
 	{"dns_config.service_ttl", func(c *Config) any { return &c.DNS.ServiceTTL }},
 	{"dns_config.only_passing", func(c *Config) any { return &c.DNS.OnlyPassing }},
 	{"dns_config.udp_answer_limit", func(c *Config) any { return &c.DNS.UDPAnswerLimit }},
 	{"dns_config.recursor_timeout", func(c *Config) any { return &c.DNS.RecursorTimeout }},
+	{"enroll", func(c *Config) any { return &c.Enroll }},
+	{"acl.enabled", func(c *Config) any { return &c.ACL.Enabled }},
+	{"acl.default_policy", func(c *Config) any { return &c.ACL.DefaultPolicy }},
+	{"acl.enable_token_for_dns", func(c *Config) any { return &c.ACL.EnableTokenForDNS }},
+	{"acl.tokens.initial_management", func(c *Config) any { return &c.ACL.Tokens.InitialManagement }},
+	{"acl.tokens.agent", func(c *Config) any { return &c.ACL.Tokens.Agent }},
+	{"acl.tokens.default", func(c *Config) any { return &c.ACL.Tokens.Default }},
+	// TLS (config/tls.go).
+	{"tls.defaults.ca_file", func(c *Config) any { return &c.TLS.CAFile }},
+	{"tls.defaults.ca_path", func(c *Config) any { return &c.TLS.CAPath }},
+	{"tls.defaults.cert_file", func(c *Config) any { return &c.TLS.CertFile }},
+	{"tls.defaults.key_file", func(c *Config) any { return &c.TLS.KeyFile }},
+	{"tls.defaults.verify_incoming", func(c *Config) any { return &c.TLS.VerifyIncoming }},
+	{"tls.defaults.verify_outgoing", func(c *Config) any { return &c.TLS.VerifyOutgoing }},
+	{"tls.internal_rpc.verify_server_hostname", func(c *Config) any { return &c.TLS.VerifyServerHostname }},
+	{"tls.https.verify_incoming", func(c *Config) any { return &c.TLS.HTTPSVerifyIncoming }},
+	{"auto_encrypt.tls", func(c *Config) any { return &c.TLS.AutoEncrypt }},
+	{"auto_encrypt.allow_tls", func(c *Config) any { return &c.TLS.AutoEncryptAllowTLS }},
+	{"connect.ca_config.csr_max_per_second", func(c *Config) any { return &c.Connect.CSRMaxPerSecond }},
+	// Limits and audit (config/limits.go).
+	{"check_output_max_size", func(c *Config) any { return &c.CheckOutputMaxSize }},
+	{"limits.http_max_conns_per_client", func(c *Config) any { return &c.Limits.HTTPMaxConnsPerClient }},
+	{"limits.http_max_blocking_queries_per_client", func(c *Config) any { return &c.Limits.HTTPMaxBlockingQueriesPerClient }},
+	{"limits.http_max_body_bytes", func(c *Config) any { return &c.Limits.HTTPMaxBodyBytes }},
+	{"limits.http_read_header_timeout", func(c *Config) any { return &c.Limits.HTTPReadHeaderTimeout }},
+	{"limits.rpc_rate", func(c *Config) any { return &c.Limits.RPCRate }},
+	{"limits.rpc_max_burst", func(c *Config) any { return &c.Limits.RPCMaxBurst }},
+	{"audit.enabled", func(c *Config) any { return &c.Audit.Enabled }},
+	{"audit.sink.file.path", func(c *Config) any { return &c.Audit.Path }},
 }
 
 // fieldPtr returns the pointer for key into c, or nil for an unknown key.
@@ -68,8 +99,16 @@ func fieldPtr(c *Config, key string) any {
 	return nil
 }
 
-// sections are the blocks that group keys: ports { http = 8500 }.
-var sections = []string{"ports", "dns_config"}
+// sections are the blocks that group keys: ports { http = 8500 }. A
+// section inside another is named by its path ("acl.tokens"); one listed
+// in sectionLabels takes a label, which becomes part of its keys' path:
+// audit { sink "file" { path = "..." } } sets audit.sink.file.path (in JSON,
+// "sink": {"file": {"path": "..."}}).
+var sections = []string{"ports", "dns_config", "acl", "acl.tokens", "tls", "tls.defaults", "tls.internal_rpc", "tls.https",
+	"auto_encrypt", "connect", "connect.ca_config", "limits", "audit", "audit.sink"}
+
+// sectionLabels are the labels each labeled section accepts.
+var sectionLabels = map[string][]string{"audit.sink": {"file"}}
 
 // Top-level keys that fields does not list.
 const (
@@ -82,10 +121,16 @@ const (
 // level, "ports." for the ports block).
 func schema(prefix string) *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	if prefix == "" {
-		for _, sec := range sections {
-			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: sec})
+	for _, sec := range sections {
+		if name, ok := strings.CutPrefix(sec, prefix); ok && !strings.Contains(name, ".") {
+			hdr := hcl.BlockHeaderSchema{Type: name}
+			if sectionLabels[sec] != nil {
+				hdr.LabelNames = []string{"name"}
+			}
+			s.Blocks = append(s.Blocks, hdr)
 		}
+	}
+	if prefix == "" {
 		// These may be written as blocks (node_meta { rack = "a" },
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
@@ -101,6 +146,18 @@ func schema(prefix string) *hcl.BodySchema {
 		}
 	}
 	return s
+}
+
+// readHCL merges an inline HCL fragment (-hcl) into b; name stands for
+// the file in errors.
+func (b *builder) readHCL(name, src string) {
+	file, diags := hclparse.NewParser().ParseHCL([]byte(src), name)
+	if file == nil || diags.HasErrors() {
+		b.addDiags("", diags, name)
+		return
+	}
+	b.cfg.Files = append(b.cfg.Files, name)
+	b.decodeBody(file.Body, "")
 }
 
 // readFile merges one HCL or JSON file into b, key by key.
@@ -164,12 +221,23 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			o := b.bodyObject(blk.DefRange, blk.Body, nodeMetaKey)
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)
 		default:
-			if seen[blk.Type] {
-				b.errs = append(b.errs, keyErr(pos(blk.DefRange), blk.Type, "defined more than once in this file"))
+			path := prefix + blk.Type
+			if labels := sectionLabels[path]; labels != nil {
+				if len(blk.Labels) != 1 {
+					continue // HCL reported the missing label
+				}
+				if !slices.Contains(labels, blk.Labels[0]) {
+					b.errs = append(b.errs, keyErr(pos(blk.LabelRanges[0]), path, "unknown kind %q: want one of %s", blk.Labels[0], strings.Join(labels, ", ")))
+					continue
+				}
+				path += "." + blk.Labels[0]
+			}
+			if seen[path] {
+				b.errs = append(b.errs, keyErr(pos(blk.DefRange), path, "defined more than once in this file"))
 				continue
 			}
-			seen[blk.Type] = true
-			b.decodeBody(blk.Body, blk.Type+".")
+			seen[path] = true
+			b.decodeBody(blk.Body, path+".")
 		}
 	}
 	sort.SliceStable(services, func(i, j int) bool { return services[i].rng.Start.Byte < services[j].rng.Start.Byte })
@@ -416,6 +484,15 @@ func assignValue(ptr any, v cty.Value) error {
 			return fmt.Errorf("want a whole number, got %s", bf.Text('g', -1))
 		}
 		*p = int(n)
+	case *float64:
+		if v.Type() != cty.Number {
+			return fmt.Errorf("want a number, got %s", v.Type().FriendlyName())
+		}
+		f, _ := v.AsBigFloat().Float64()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("want a finite number")
+		}
+		*p = f
 	case *time.Duration:
 		if v.Type() != cty.String {
 			return fmt.Errorf("want a duration string such as \"30s\", got %s", v.Type().FriendlyName())

@@ -20,6 +20,8 @@ type Flags struct {
 type configSource struct {
 	path string
 	dir  bool
+	// hcl is an inline fragment (-hcl); path is then its name in errors.
+	hcl string
 }
 
 // flagNames maps Consul's flag names to config keys.
@@ -32,6 +34,7 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"server-port", "ports.server", "server RPC port"},
 	{"serf-lan-port", "ports.serf_lan", "serf LAN gossip port"},
 	{"grpc-port", "ports.grpc", "xDS gRPC port (-1 disables)"},
+	{"https-port", "ports.https", "HTTPS API port (-1 disables; default 8501 with a TLS certificate)"},
 	{"data-dir", "data_dir", "directory for persistent state"},
 	{"node", "node_name", "node name (a DNS label)"},
 	{"datacenter", "datacenter", "datacenter name (a DNS label)"},
@@ -48,6 +51,7 @@ var flagNames = []struct{ flag, key, usage string }{
 	{"node-meta", "node_meta", "node metadata as key:value (repeatable)"},
 	{"workload-socket", "workload_socket", "path of the SPIFFE Workload API unix socket (default /run/warren/workload.sock; a temporary one in dev mode)"},
 	{"metrics-addr", "metrics_addr", "host:port of a separate listener serving only /v1/agent/metrics (and pprof with -enable-debug)"},
+	{"enroll", "enroll", "enrollment token (warren acl enrollment-token create) this agent presents once to join a secure cluster"},
 	{"enable-debug", "enable_debug", "serve net/http/pprof under /debug/pprof/ on the metrics listener"},
 }
 
@@ -57,6 +61,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	fs.Var(sourceFlag{f, true}, "config-dir", "directory of *.hcl and *.json config files, read in lexical order (repeatable)")
 	fs.Var(sourceFlag{f, false}, "config-file", "config file, .hcl or .json (repeatable)")
+	fs.Var(hclFlag{f}, "hcl", "HCL config fragment, read after the config files and dirs before it, e.g. -hcl 'acl { enabled = false }' (repeatable)")
 	for _, n := range flagNames {
 		v := &flagValue{name: n.flag, key: n.key}
 		f.values = append(f.values, v)
@@ -80,6 +85,22 @@ func (s sourceFlag) String() string { return "" }
 
 func (s sourceFlag) Set(v string) error {
 	s.f.sources = append(s.f.sources, configSource{path: v, dir: s.dir})
+	return nil
+}
+
+// hclFlag appends an inline HCL fragment to the sources, as Consul's -hcl.
+type hclFlag struct{ f *Flags }
+
+func (hclFlag) String() string { return "" }
+
+func (h hclFlag) Set(v string) error {
+	n := 0
+	for _, s := range h.f.sources {
+		if s.hcl != "" {
+			n++
+		}
+	}
+	h.f.sources = append(h.f.sources, configSource{path: fmt.Sprintf("flag -hcl #%d", n+1), hcl: v})
 	return nil
 }
 

@@ -51,7 +51,9 @@ func (b *builder) validate() {
 		check("advertise_addr", err)
 	}
 
+	b.validateTLS() // config/tls.go; defaults ports.https
 	b.validatePorts()
+	b.validateConnect()
 
 	switch {
 	case c.BootstrapExpect < 0:
@@ -72,6 +74,18 @@ func (b *builder) validate() {
 		c.RetryJoin[i] = addr
 	}
 
+	switch c.ACL.DefaultPolicy {
+	case "allow", "deny":
+	default:
+		check("acl.default_policy", fmt.Errorf("%q is not allow or deny", c.ACL.DefaultPolicy))
+	}
+	if c.Enroll != "" && c.Mode != ModeAgent {
+		check("enroll", fmt.Errorf("only an agent enrolls; the mode is %s", c.Mode))
+	}
+	if c.ACL.Tokens.InitialManagement != "" && !c.Server {
+		check("acl.tokens.initial_management", fmt.Errorf("only a server may set it; the mode is %s", c.Mode))
+	}
+
 	if c.RetryInterval <= 0 {
 		check("retry_interval", fmt.Errorf("must be positive, got %s", c.RetryInterval))
 	}
@@ -86,6 +100,7 @@ func (b *builder) validate() {
 
 	b.validateAgent()
 	b.validateDNS()
+	b.validateLimits() // config/limits.go
 	b.validateServices()
 }
 
@@ -221,11 +236,12 @@ func (b *builder) validatePorts() {
 		port     int
 		disables bool // -1 turns the listener off
 	}{
-		{"ports.http", p.HTTP, false},
+		{"ports.http", p.HTTP, true},
 		{"ports.dns", p.DNS, true},
 		{"ports.server", p.Server, false},
 		{"ports.serf_lan", p.SerfLAN, false},
 		{"ports.grpc", p.GRPC, true},
+		{"ports.https", p.HTTPS, true},
 	}
 	used := map[int]string{} // port -> key
 	for _, q := range ports {

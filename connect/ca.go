@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/big"
 	"net/url"
 	"strings"
@@ -63,6 +64,19 @@ type CAConfig struct {
 	LeafTTL         time.Duration // default 72h
 	IntermediateTTL time.Duration // default 8760h
 	RootTTL         time.Duration // default 87600h (10 years)
+	// JWTTTL is the lifetime of JWT-SVIDs (default 5m).
+	JWTTTL time.Duration `json:",omitempty"`
+	// CSRMaxPerSecond is the leader's signing rate limit set through the
+	// API: 0 means not set (the servers' csr_max_per_second applies), a
+	// negative value means no limit.
+	CSRMaxPerSecond float64 `json:",omitempty"`
+}
+
+// CredentialTTL is the longest life of anything a root signs (a leaf or a
+// JWT-SVID): a rotated-out root stays in the bundles that long.
+func (c CAConfig) CredentialTTL() time.Duration {
+	c = c.WithDefaults()
+	return max(c.LeafTTL, c.JWTTTL)
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -86,6 +100,9 @@ func (c CAConfig) WithDefaults() CAConfig {
 	}
 	if c.RootTTL == 0 {
 		c.RootTTL = DefaultRootTTL
+	}
+	if c.JWTTTL == 0 {
+		c.JWTTTL = DefaultJWTTTL
 	}
 	return c
 }
@@ -123,6 +140,12 @@ func (c CAConfig) Validate() error {
 	}
 	if c.RootTTL > MaxRootTTL {
 		return caFieldErr("RootCertTTL", "%s is more than %s", c.RootTTL, MaxRootTTL)
+	}
+	if c.JWTTTL < MinJWTTTL || c.JWTTTL > MaxJWTTTL {
+		return caFieldErr("JWTTTL", "%s is outside %s-%s", c.JWTTTL, MinJWTTTL, MaxJWTTTL)
+	}
+	if math.IsNaN(c.CSRMaxPerSecond) || math.IsInf(c.CSRMaxPerSecond, 0) {
+		return caFieldErr("CSRMaxPerSecond", "%v is not a number of requests per second", c.CSRMaxPerSecond)
 	}
 	return nil
 }
@@ -169,6 +192,13 @@ type Root struct {
 
 	RootKeyPEM    SecretPEM
 	SigningKeyPEM SecretPEM
+
+	// JWTKeyID, JWTPublicKeyPEM and JWTKeyPEM are the root's JWT-SVID
+	// signing key (ES256; see NewJWTKey). Roots made before JWT-SVIDs have
+	// none until the leader adds one.
+	JWTKeyID        string    `json:",omitempty"`
+	JWTPublicKeyPEM string    `json:",omitempty"`
+	JWTKeyPEM       SecretPEM `json:",omitempty"`
 
 	PrivateKeyType string
 	PrivateKeyBits int
@@ -315,7 +345,7 @@ func NewRoot(cfg CAConfig, td string, now time.Time, rand io.Reader) (*Root, err
 		return nil, fmt.Errorf("new root: %w", err)
 	}
 	signPEM := encodeCert(signCert.Raw)
-	return &Root{
+	r := &Root{
 		ID:                   fingerprint(rootDER),
 		Name:                 "Warren CA Root Cert",
 		TrustDomain:          tdID.Name(),
@@ -331,7 +361,11 @@ func NewRoot(cfg CAConfig, td string, now time.Time, rand io.Reader) (*Root, err
 		PrivateKeyType:       cfg.KeyType,
 		PrivateKeyBits:       cfg.KeyBits,
 		Active:               true,
-	}, nil
+	}
+	if err := NewJWTKey(r, rand); err != nil {
+		return nil, fmt.Errorf("new root: %w", err)
+	}
+	return r, nil
 }
 
 // signIntermediate issues the signing intermediate of a root: a CA that may
@@ -478,8 +512,9 @@ func CrossSign(oldRoot, newRoot *Root, now time.Time, rand io.Reader) (string, e
 // Rotate makes newRoot the active root in place of oldRoot. It cross-signs
 // newRoot with oldRoot and appends the result to newRoot's intermediates,
 // marks newRoot active and oldRoot rotated out, and keeps oldRoot trusted
-// until every leaf it signed has expired: oldLeafTTL after now (the leaf TTL
-// in force while oldRoot signed), capped by oldRoot's own expiry. The
+// until every leaf and JWT-SVID it signed has expired: oldLeafTTL after now
+// (the CredentialTTL in force while oldRoot signed), capped by oldRoot's
+// own expiry. The
 // leader calls it on copies and commits both roots in one Raft command.
 func Rotate(oldRoot, newRoot *Root, oldLeafTTL time.Duration, now time.Time, rand io.Reader) error {
 	if oldRoot.TrustDomain != newRoot.TrustDomain {

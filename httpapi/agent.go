@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 )
@@ -43,8 +44,10 @@ func (h *handler) withAgent(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // agentRead wraps an agent read like info wraps other non-catalog reads.
-func (h *handler) agentRead(fn func(r *http.Request) (any, error)) http.HandlerFunc {
-	return h.withAgent(h.info(fn))
+func (h *handler) agentRead(fn func(w http.ResponseWriter, r *http.Request) (any, error)) http.HandlerFunc {
+	return h.withAgent(func(w http.ResponseWriter, r *http.Request) {
+		h.info(func(r *http.Request) (any, error) { return fn(w, r) })(w, r)
+	})
 }
 
 // agentWrite wraps an agent write: ?dc is checked, fn decodes, validates and
@@ -72,8 +75,9 @@ func pathID(r *http.Request, what string) (string, error) {
 }
 
 // agentServices answers GET /v1/agent/services: service ID -> instance.
-func (h *handler) agentServices(*http.Request) (any, error) {
-	services := h.agent.Services()
+func (h *handler) agentServices(w http.ResponseWriter, r *http.Request) (any, error) {
+	services, filtered := acl.FilterNodeServices(authz(r), h.agent.Services())
+	setFiltered(w, filtered)
 	out := make(map[string]*api.AgentService, len(services))
 	for _, s := range services {
 		out[s.ID] = h.fromLocalService(s)
@@ -128,6 +132,11 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request) {
 	wantHash := r.URL.Query().Get("hash")
 	var deadline <-chan time.Time
 	if wantHash != "" {
+		release, ok := h.acquireBlocking(w, r) // hash-blocking holds a slot too
+		if !ok {
+			return
+		}
+		defer release()
 		timer := time.NewTimer(q.MaxWait)
 		defer timer.Stop()
 		deadline = timer.C
@@ -135,6 +144,9 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request) {
 	var tick <-chan time.Time
 	for {
 		s, err := h.localService(id)
+		if err == nil && !authz(r).ServiceRead(s.Service) {
+			err = forbidden("service:read", s.Service)
+		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -163,8 +175,9 @@ func (h *handler) agentService(w http.ResponseWriter, r *http.Request) {
 }
 
 // agentChecks answers GET /v1/agent/checks: check ID -> check.
-func (h *handler) agentChecks(*http.Request) (any, error) {
-	checks := h.agent.Checks()
+func (h *handler) agentChecks(w http.ResponseWriter, r *http.Request) (any, error) {
+	checks, filtered := acl.FilterChecks(authz(r), h.agent.Checks())
+	setFiltered(w, filtered)
 	out := make(map[string]*api.AgentCheck, len(checks))
 	for _, c := range checks {
 		out[c.CheckID] = fromCheck(c)
@@ -174,7 +187,7 @@ func (h *handler) agentChecks(*http.Request) (any, error) {
 
 // agentMembers answers GET /v1/agent/members. Warren has no WAN pool, so
 // ?wan lists nobody.
-func (h *handler) agentMembers(r *http.Request) (any, error) {
+func (h *handler) agentMembers(w http.ResponseWriter, r *http.Request) (any, error) {
 	wan, err := boolParam(r.URL.Query(), "wan")
 	if err != nil {
 		return nil, err
@@ -182,7 +195,16 @@ func (h *handler) agentMembers(r *http.Request) (any, error) {
 	if wan {
 		return []api.AgentMember{}, nil
 	}
-	return emptyIfNil(h.agent.Members()), nil
+	a := authz(r)
+	members := h.agent.Members()
+	out := members[:0:0]
+	for _, m := range members {
+		if a.NodeRead(m.Name) {
+			out = append(out, m)
+		}
+	}
+	setFiltered(w, len(out) < len(members))
+	return emptyIfNil(out), nil
 }
 
 // agentRegisterService handles PUT /v1/agent/service/register. The body
@@ -201,12 +223,28 @@ func (h *handler) agentRegisterService(w http.ResponseWriter, r *http.Request) e
 	if err := validateServiceRegistration(&in); err != nil {
 		return err
 	}
+	a := authz(r)
+	if !a.ServiceWrite(in.Name) {
+		return forbidden("service:write", in.Name)
+	}
+	if in.Connect != nil && in.Connect.SidecarService != nil {
+		name := in.Connect.SidecarService.Name
+		if name == "" {
+			name = in.Name + "-sidecar-proxy"
+		}
+		if !a.ServiceWrite(name) {
+			return forbidden("service:write", name)
+		}
+	}
 	return h.agent.RegisterService(r.Context(), &in)
 }
 
 func (h *handler) agentDeregisterService(_ http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "service")
 	if err != nil {
+		return err
+	}
+	if err := h.mayWriteService(r, id); err != nil {
 		return err
 	}
 	return h.agent.DeregisterService(r.Context(), id)
@@ -231,12 +269,22 @@ func (h *handler) agentRegisterCheck(w http.ResponseWriter, r *http.Request) err
 	if err := validateCheckDefinition("", &in.AgentServiceCheck); err != nil {
 		return err
 	}
+	if in.ServiceID != "" {
+		if err := h.mayWriteService(r, in.ServiceID); err != nil {
+			return err
+		}
+	} else if node := h.backend.Self().NodeName; !authz(r).NodeWrite(node) {
+		return forbidden("node:write", node)
+	}
 	return h.agent.RegisterCheck(r.Context(), &in)
 }
 
 func (h *handler) agentDeregisterCheck(_ http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "check")
 	if err != nil {
+		return err
+	}
+	if err := h.mayWriteCheck(r, id); err != nil {
 		return err
 	}
 	return h.agent.DeregisterCheck(r.Context(), id)
@@ -249,6 +297,9 @@ func (h *handler) agentSetTTL(status string) func(http.ResponseWriter, *http.Req
 	return func(_ http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, "check")
 		if err != nil {
+			return err
+		}
+		if err := h.mayWriteCheck(r, id); err != nil {
 			return err
 		}
 		return h.agent.UpdateTTL(r.Context(), id, status, r.URL.Query().Get("note"))
@@ -270,6 +321,9 @@ func (h *handler) agentUpdateTTL(w http.ResponseWriter, r *http.Request) error {
 		return &catalog.FieldError{Field: "Status", Reason: "missing; give passing, warning or critical"}
 	}
 	if err := catalog.ValidateStatus("Status", in.Status); err != nil {
+		return err
+	}
+	if err := h.mayWriteCheck(r, id); err != nil {
 		return err
 	}
 	return h.agent.UpdateTTL(r.Context(), id, in.Status, in.Output)
@@ -294,6 +348,9 @@ func (h *handler) agentNodeMaintenance(_ http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
+	if node := h.backend.Self().NodeName; !authz(r).NodeWrite(node) {
+		return forbidden("node:write", node)
+	}
 	return h.agent.NodeMaintenance(r.Context(), enable, v.Get("reason"))
 }
 
@@ -307,10 +364,16 @@ func (h *handler) agentServiceMaintenance(_ http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
+	if err := h.mayWriteService(r, id); err != nil {
+		return err
+	}
 	return h.agent.ServiceMaintenance(r.Context(), id, enable, v.Get("reason"))
 }
 
 func (h *handler) agentReload(_ http.ResponseWriter, r *http.Request) error {
+	if err := h.mayAgent(r, true); err != nil {
+		return err
+	}
 	return h.agent.Reload(r.Context())
 }
 
@@ -331,10 +394,16 @@ func (h *handler) agentJoin(_ http.ResponseWriter, r *http.Request) error {
 	if err := noWAN(r.URL.Query()); err != nil {
 		return err
 	}
+	if err := h.mayAgent(r, true); err != nil {
+		return err
+	}
 	return h.agent.Join(r.Context(), r.PathValue("address"))
 }
 
 func (h *handler) agentLeave(_ http.ResponseWriter, r *http.Request) error {
+	if err := h.mayAgent(r, true); err != nil {
+		return err
+	}
 	return h.agent.Leave(r.Context())
 }
 
@@ -348,6 +417,9 @@ func (h *handler) agentForceLeave(_ http.ResponseWriter, r *http.Request) error 
 	prune, err := boolParam(v, "prune")
 	if err != nil {
 		return err
+	}
+	if !authz(r).OperatorWrite() {
+		return forbidden("operator:write", "")
 	}
 	return h.agent.ForceLeave(r.Context(), r.PathValue("node"), prune)
 }

@@ -158,5 +158,8 @@ func (h *handler) connectCALeaf(r *http.Request, q catalog.QueryOptions) (any, c
 	if service == "" {
 		return nil, catalog.QueryMeta{}, badRequest("service: missing from the path")
 	}
+	if !authz(r).ServiceWrite(service) {
+		return nil, catalog.QueryMeta{}, forbidden("service:write", service)
+	}
 	return h.agent.ConnectCALeaf(r.Context(), service, q)
 }

@@ -21,9 +21,11 @@ import (
 
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
+	"github.com/warren-mesh/warren/internal/limits"
 )
 
-// Body limits. Snapshots are whole-state archives and get their own limit.
+// Default body limits (Config.MaxBodyBytes overrides the first).
+// Snapshots are whole-state archives and get their own limit.
 const (
 	maxBodyBytes     = 1 << 20
 	maxSnapshotBytes = 1 << 30
@@ -49,6 +51,24 @@ type Config struct {
 	// Ready reports whether the process is ready to serve, and if not,
 	// what is missing, for /v1/agent/health/ready. Nil means always ready.
 	Ready func() (bool, map[string]string)
+	// ACL resolves request tokens; nil runs without ACLs (every request
+	// allowed). The /v1/acl endpoints need a Backend that is also an
+	// ACLBackend.
+	ACL ACLResolver
+	// DefaultToken is the token of requests that carry none (Consul's
+	// acl.tokens.default); "" is the anonymous token.
+	DefaultToken string
+
+	// Limits (httpapi/limits.go). MaxBodyBytes is the largest JSON body
+	// (0: 1 MiB); MaxBlockingQueriesPerClient caps one client IP's
+	// blocking queries in flight (0: no cap). Rejections counts both;
+	// nil counts nothing.
+	MaxBodyBytes                int64
+	MaxBlockingQueriesPerClient int
+	Rejections                  *limits.Rejections
+	// Audit gets one event per write request (httpapi/audit.go); nil
+	// audits nothing.
+	Audit Auditor
 }
 
 type handler struct {
@@ -61,13 +81,28 @@ type handler struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	shared   *sharedBodies
+
+	acl          ACLResolver
+	aclBackend   ACLBackend
+	defaultToken string
+	maxBody    int64
+	blocking   *limits.PerKey
+	rejections *limits.Rejections
+	audit      Auditor
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies()}
+		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies(),
+		acl: cfg.ACL, defaultToken: cfg.DefaultToken,
+		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
+		rejections: cfg.Rejections, audit: cfg.Audit}
+	h.aclBackend, _ = cfg.Backend.(ACLBackend)
+	if h.maxBody <= 0 {
+		h.maxBody = maxBodyBytes
+	}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "warren", Subsystem: "http", Name: "requests_total",
 		Help: "HTTP requests by route template, method and status code.",
@@ -147,9 +182,16 @@ func New(cfg Config) http.Handler {
 		"GET /v1/connect/intentions/check":        h.query(h.intentionCheck()),
 		"GET /v1/connect/intentions/match":        h.query(h.intentionMatch()),
 	} {
-		mux.HandleFunc(pattern, fn)
+		mux.HandleFunc(pattern, h.withIdentity(fn))
 	}
-	return h.logRequests(mux)
+	for pattern, fn := range h.aclRoutes() {
+		mux.HandleFunc(pattern, h.withIdentity(fn))
+	}
+	// Request state (body limit, audit identity) outermost, the audit
+	// layer innermost where r.Pattern is the matched route; the token is
+	// resolved inside each route (withIdentity), so that every answer,
+	// refusals included, is logged and audited under its route.
+	return h.withRequestState(h.logRequests(h.auditWrites(mux)))
 }
 
 // queryFunc answers a blocking read: the body to encode and the meta that
@@ -164,6 +206,13 @@ func (h *handler) query(fn queryFunc) http.HandlerFunc {
 		if err != nil {
 			h.fail(w, r, err)
 			return
+		}
+		if q.MinIndex > 0 { // a blocking query: one of the client's slots
+			release, ok := h.acquireBlocking(w, r)
+			if !ok {
+				return
+			}
+			defer release()
 		}
 		body, meta, err := fn(r, q)
 		if err != nil {
@@ -228,7 +277,11 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 	case errors.As(err, &he):
 		return he.code, he.msg, false
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooBig.Limit), false
+		name := limits.HTTPBodySize
+		if tooBig.Limit == maxSnapshotBytes {
+			name = "snapshot size"
+		}
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit %s is %d bytes", name, tooBig.Limit), false
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, fe.Error(), false
 	case errors.Is(err, catalog.ErrInvalid):
@@ -237,6 +290,10 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 		return http.StatusServiceUnavailable, "No cluster leader", false
 	case errors.Is(err, catalog.ErrNotFound):
 		return http.StatusNotFound, err.Error(), false
+	case errors.Is(err, catalog.ErrACLNotFound):
+		return http.StatusForbidden, "ACL not found", false
+	case errors.Is(err, catalog.ErrPermissionDenied):
+		return http.StatusForbidden, err.Error(), false
 	case errors.Is(err, catalog.ErrRateLimited):
 		return http.StatusTooManyRequests, "rate limit exceeded, retry", false
 	case errors.Is(err, catalog.ErrUnknownDatacenter):
@@ -256,6 +313,9 @@ var oneLine = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg, unexpected := statusOf(err)
+	if code == http.StatusRequestEntityTooLarge {
+		h.rejections.Inc(limits.HTTPBodySize)
+	}
 	if unexpected {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.Pattern),
@@ -280,16 +340,18 @@ func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, body any) {
 	w.Write(append(b, '\n'))
 }
 
-// decodeJSON reads a JSON body of at most maxBodyBytes into v. Unknown
+// decodeJSON reads a JSON body of at most the configured limit
+// (Config.MaxBodyBytes, through the request's state) into v. Unknown
 // fields are ignored, as Consul does: clients send fields we do not
 // implement. Errors name the field when there is one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	// A declared length over the limit is refused before a byte is read,
 	// whatever the body holds; an undeclared one is cut at the limit.
-	if r.ContentLength > maxBodyBytes {
-		return &http.MaxBytesError{Limit: maxBodyBytes}
+	limit := bodyLimit(r)
+	if r.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	err := dec.Decode(v)
 	if err == nil {
 		// One JSON value and nothing after it; "{}{...}" is a mistake.

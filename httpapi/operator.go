@@ -20,6 +20,9 @@ func (h *handler) peers(r *http.Request) (any, error) {
 // Config (NodeName above all) and Member. With a local agent the answer is
 // the fuller one of agentSelf.
 func (h *handler) self(r *http.Request) (any, error) {
+	if err := h.mayAgent(r, false); err != nil {
+		return nil, err
+	}
 	if h.agent != nil {
 		return h.agentSelf(r)
 	}

@@ -99,6 +99,9 @@ func setQueryMeta(h http.Header, m catalog.QueryMeta, c catalog.Consistency) {
 	h.Set("X-Consul-KnownLeader", strconv.FormatBool(m.KnownLeader))
 	h.Set("X-Consul-LastContact", strconv.FormatInt(max(m.LastContact, 0).Milliseconds(), 10))
 	h.Set("X-Consul-Effective-Consistency", effectiveConsistency(c))
+	if m.ResultsFilteredByACLs {
+		h.Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
 }
 
 // nodeMetaFilter parses repeated node-meta=key:value parameters; a value

@@ -19,6 +19,10 @@ import (
 // ?format=prometheus (Consul's path, so existing scrape configs work),
 // else Consul's JSON shape.
 func (h *handler) metrics(w http.ResponseWriter, r *http.Request) {
+	if err := h.mayAgent(r, false); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if h.gatherer == nil {
 		h.fail(w, r, fmt.Errorf("%w: metrics are not enabled in this process", catalog.ErrNotFound))
 		return

@@ -75,8 +75,11 @@ func TestBootedHost(t *testing.T) {
 	h.expectExact("disabled", "systemctl", "is-enabled", "warren-agent")
 	h.expect("warren v1.2.3-4-gabc1234 ", "warren", "version")
 
-	// The agent, with the packaged config and one service.
+	// The agent, with the packaged config and one service. ACLs are on by
+	// default and an agent resolves tokens through the servers, of which
+	// there are none yet: this host runs open until the server part.
 	h.write("/etc/warren.d/web.hcl", "service {\n  name = \"web\"\n  port = 8080\n}\n")
+	h.write("/etc/warren.d/acl.hcl", "acl {\n  enabled = false\n}\n")
 	h.must("systemctl", "start", "warren-agent") // returns once READY=1 came
 	h.expectExact("active", "systemctl", "is-active", "warren-agent")
 	h.eventually("HTTP lists web", "web", "curl", "-sf", "http://127.0.0.1:8500/v1/agent/services")
@@ -119,10 +122,16 @@ func TestBootedHost(t *testing.T) {
 	h.expectExact("0", "systemctl", "show", "-p", "ExecMainStatus", "--value", "warren-agent")
 
 	// A single-node server (which runs the local agent too).
-	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\n")
+	// ACLs on (the default) with an initial management token.
+	const mgmt = "0f6d3c2b-8a1e-4b5c-9d7e-2f3a4b5c6d7e"
+	h.write("/etc/warren.d/acl.hcl", "acl {\n  tokens {\n    initial_management = \""+mgmt+"\"\n  }\n}\n")
+	// A server without TLS may only bind RPC to loopback.
+	h.write("/etc/warren.d/server.hcl", "server = true\nbootstrap_expect = 1\nbind_addr = \"127.0.0.1\"\n")
 	h.must("systemctl", "start", "warren-server")
 	h.expectExact("active", "systemctl", "is-active", "warren-server")
-	h.eventually("the catalog has web", "web", "curl", "-sf", "http://127.0.0.1:8500/v1/catalog/services")
+	h.eventually("the catalog has web", "web", "curl", "-sf", "-H", "X-Consul-Token: "+mgmt, "http://127.0.0.1:8500/v1/catalog/services")
+	// Without a token: nothing (default deny filters every service).
+	h.expectExact("{}", "curl", "-sf", "http://127.0.0.1:8500/v1/catalog/services")
 	h.eventually("DNS answers from the catalog", "8080", "dig", "@127.0.0.1", "-p", "8600", "web.service.warren", "SRV", "+short", "+tries=1", "+time=1")
 	h.must("systemctl", "stop", "warren-server")
 	h.expectExact("success", "systemctl", "show", "-p", "Result", "--value", "warren-server")

@@ -44,6 +44,26 @@ data_dir = "/var/lib/warren"
 #   server   = 8300
 #   serf_lan = 8301
 #   grpc     = 8502
+#   https    = 8501            # -1 (off) unless there is a TLS certificate
+# }
+
+# TLS. Server RPC (8300) is mutual TLS; without a CA a server binds RPC to
+# loopback only, and plaintext HTTP refuses any client_addr but loopback.
+# Make a CA and certificates (keep the CA key off the hosts):
+#   warren tls ca create
+#   warren tls cert create -server -dc dc1      # for each server
+#   warren tls cert create -client -dc dc1      # or auto_encrypt below
+# tls {
+#   defaults {
+#     ca_file         = "/etc/warren.d/warren-agent-ca.pem"
+#     cert_file       = "/etc/warren.d/dc1-server-warren-0.pem"
+#     key_file        = "/etc/warren.d/dc1-server-warren-0-key.pem"
+#     verify_incoming = true    # HTTPS clients need a certificate too
+#   }
+# }
+# auto_encrypt {
+#   allow_tls = true            # servers: sign agents' certificates
+#   # tls     = true            # agents: ca_file only, get a certificate
 # }
 
 # domain    = "warren."

@@ -2,15 +2,19 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/rpc/pb"
 )
 
@@ -21,10 +25,39 @@ const MaxMessageSize = 512 << 20
 type Pool struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	// token is the ACL token secret of calls whose context carries none
+	// (acl.WithSecret): an agent's own token.
+	token atomic.Pointer[string]
+	creds credentials.TransportCredentials
 }
 
-// NewPool returns an empty pool. Close it to release its connections.
-func NewPool() *Pool { return &Pool{conns: map[string]*grpc.ClientConn{}} }
+// SetToken sets the ACL token secret sent with calls whose context carries
+// none, and with watch streams.
+func (p *Pool) SetToken(secret string) { p.token.Store(&secret) }
+
+// tokenFor is the secret a call made with ctx carries.
+func (p *Pool) tokenFor(ctx context.Context) string {
+	if s, ok := acl.SecretFrom(ctx); ok {
+		return s
+	}
+	if t := p.token.Load(); t != nil {
+		return *t
+	}
+	return ""
+}
+
+// NewPool returns an empty pool of plaintext connections (loopback
+// clusters without TLS). Close it to release its connections.
+func NewPool() *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}, creds: insecure.NewCredentials()}
+}
+
+// NewTLSPool returns an empty pool whose connections use cfg (the
+// client side of mutual TLS: it verifies the server's name and presents
+// our certificate).
+func NewTLSPool(cfg *tls.Config) *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}, creds: credentials.NewTLS(cfg)}
+}
 
 func (p *Pool) client(addr string) (pb.ServerClient, error) {
 	p.mu.Lock()
@@ -36,7 +69,7 @@ func (p *Pool) client(addr string) (pb.ServerClient, error) {
 		return pb.NewServerClient(c), nil
 	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(p.creds),
 		// Servers come and go; reconnect quickly once a peer is back.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
@@ -72,7 +105,7 @@ func (p *Pool) call(ctx context.Context, addr, method string, req, reply any, fo
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
-	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body, Forwarded: forwarded})
+	out, err := c.Call(ctx, &pb.CallRequest{Method: method, Body: body, Forwarded: forwarded, Token: p.tokenFor(ctx)})
 	if err != nil {
 		return FromStatus(err)
 	}
@@ -110,5 +143,5 @@ func (p *Pool) Watch(ctx context.Context, addr string) (grpc.ServerStreamingClie
 	if err != nil {
 		return nil, err
 	}
-	return c.Watch(ctx, &pb.WatchRequest{})
+	return c.Watch(ctx, &pb.WatchRequest{Token: p.tokenFor(ctx)})
 }

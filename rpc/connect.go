@@ -13,6 +13,7 @@ const (
 	MethodCAConfigGet    = "ConnectCA.ConfigurationGet"
 	MethodCAConfigSet    = "ConnectCA.ConfigurationSet"
 	MethodCASign         = "ConnectCA.Sign"
+	MethodCASignJWT      = "ConnectCA.SignJWT"
 	MethodIntentionApply = "Intention.Apply"
 	MethodIntentionQuery = "Intention.Query"
 )
@@ -43,6 +44,15 @@ type CARootsReply struct {
 	TrustDomain  string
 	ActiveRootID string
 	Roots        []CARoot
+	// JWTKeys is the JWT bundle: the public JWT-SVID keys of the trusted
+	// roots, by key ID (Warren's; not in the HTTP API's roots).
+	JWTKeys []JWTKey `json:",omitempty"`
+}
+
+// JWTKey is a public JWT-SVID signing key (connect.JWTKey).
+type JWTKey struct {
+	KeyID        string
+	PublicKeyPEM string
 }
 
 // CAConfig is the CA configuration; its fields are connect.CAConfig's (a
@@ -53,6 +63,8 @@ type CAConfig struct {
 	LeafTTL         time.Duration
 	IntermediateTTL time.Duration
 	RootTTL         time.Duration
+	JWTTTL          time.Duration `json:",omitempty"`
+	CSRMaxPerSecond float64       `json:",omitempty"`
 }
 
 // CAConfigReply is the CA configuration with the indexes of its writes.
@@ -89,6 +101,22 @@ type SignReply struct {
 	RootID       string
 	CreateIndex  uint64
 	ModifyIndex  uint64
+}
+
+// SignJWTRequest asks the leader for a JWT-SVID of a service registered
+// on Node, for the given audiences.
+type SignJWTRequest struct {
+	Node     string
+	Service  string
+	Audience []string
+}
+
+// SignJWTReply is a signed JWT-SVID.
+type SignJWTReply struct {
+	Token      string
+	ServiceURI string
+	IssuedAt   time.Time
+	ExpiresAt  time.Time
 }
 
 // Intention is connect.Intention on the wire (the fields are the same, so

@@ -28,6 +28,10 @@ func ToStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, catalog.ErrRateLimited):
 		code = codes.ResourceExhausted
+	case errors.Is(err, catalog.ErrACLNotFound):
+		code = codes.Unauthenticated
+	case errors.Is(err, catalog.ErrPermissionDenied):
+		code = codes.PermissionDenied
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
@@ -70,6 +74,10 @@ func FromStatus(err error) error {
 		kind = catalog.ErrUnknownDatacenter
 	case codes.ResourceExhausted:
 		kind = catalog.ErrRateLimited
+	case codes.Unauthenticated:
+		kind = catalog.ErrACLNotFound
+	case codes.PermissionDenied:
+		kind = catalog.ErrPermissionDenied
 	case codes.DeadlineExceeded:
 		kind = context.DeadlineExceeded
 	case codes.Canceled:

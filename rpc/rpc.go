@@ -5,6 +5,8 @@
 package rpc
 
 import (
+	"time"
+
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -117,4 +119,32 @@ type InstanceKey struct {
 	Service string
 	Node    string
 	ID      string
+}
+
+// MethodAutoEncryptSign signs an agent's client certificate (auto-encrypt):
+// the only call a client without a certificate may make, over TLS.
+const MethodAutoEncryptSign = "AutoEncrypt.Sign"
+
+// AutoEncryptSignRequest asks the servers for an agent's client
+// certificate. A request without a CSR asks only for the trust domain,
+// which the agent needs to put its SPIFFE ID in the CSR.
+type AutoEncryptSignRequest struct {
+	Datacenter string
+	Node       string
+	NodeID     string
+	// CSR is DER: the agent SPIFFE ID
+	// (spiffe://<td>/agent/client/dc/<dc>/id/<node-id>) as its only URI
+	// SAN, DNS SANs among client.<dc>.<domain> and localhost.
+	// The call's ACL token (the agent's) needs node:write on Node, as
+	// Consul's AutoEncrypt.Sign asks (server/aclenforce.go).
+	CSR []byte `json:",omitempty"`
+}
+
+// AutoEncryptSignReply is the signed certificate (with the intermediates
+// of the built-in CA, the chain a TLS client presents).
+type AutoEncryptSignReply struct {
+	TrustDomain string
+	CertPEM     string `json:",omitempty"`
+	ValidAfter  time.Time
+	ValidBefore time.Time
 }

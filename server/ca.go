@@ -45,9 +45,8 @@ const DefaultCSRMaxPerSecond = 50
 type caState struct {
 	mu sync.Mutex // serializes CA writes on the leader
 
-	signerMu  sync.Mutex
-	signer    *connect.Signer
-	signerFor string // root ID + signing key ID the signer was built for
+	signerMu sync.Mutex
+	signer   built[*connect.Signer] // for root ID + signing key ID
 	// The decoded active root and config, for signing, valid while the
 	// roots' and config's meta rows keep these modify indexes.
 	signAt     [2]uint64
@@ -55,10 +54,16 @@ type caState struct {
 	signCfg    connect.CAConfig
 	signIdx    uint64
 
-	limiter *rate.Limiter
+	jwtSigner built[*connect.JWTSigner] // for root ID + JWT key ID
 
-	signed  prometheus.Counter
-	refused *prometheus.CounterVec
+	limiter   *rate.Limiter
+	limitMu   sync.Mutex
+	limitRate float64 // the limiter's rate; negative: none
+
+	signed     prometheus.Counter
+	refused    *prometheus.CounterVec
+	jwtSigned  prometheus.Counter
+	jwtRefused *prometheus.CounterVec
 }
 
 func newCAState(reg prometheus.Registerer, perSecond float64) *caState {
@@ -67,18 +72,48 @@ func newCAState(reg prometheus.Registerer, perSecond float64) *caState {
 			Help: "Leaf certificates signed by this server as leader."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "connect", Name: "csr_refused_total",
 			Help: "Signing requests refused, by reason."}, []string{"reason"}),
+		jwtSigned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "warren", Subsystem: "connect", Name: "jwt_svids_signed_total",
+			Help: "JWT-SVIDs signed by this server as leader."}),
+		jwtRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "connect", Name: "jwt_refused_total",
+			Help: "JWT-SVID requests refused, by reason."}, []string{"reason"}),
+		limiter: rate.NewLimiter(rate.Inf, 0),
+	}
+	c.setRate(csrRate(0, perSecond))
+	metrics.Or(reg).MustRegister(c.signed, c.refused, c.jwtSigned, c.jwtRefused)
+	return c
+}
+
+// csrRate is the signing rate limit in force: the CA config's (set through
+// the API) if set, else the server's (csr_max_per_second), else Consul's
+// default. Negative means no limit.
+func csrRate(fromCA, fromServer float64) float64 {
+	r := fromCA
+	if r == 0 {
+		r = fromServer
 	}
 	switch {
-	case perSecond < 0:
-		c.limiter = rate.NewLimiter(rate.Inf, 0)
-	case perSecond == 0:
-		perSecond = DefaultCSRMaxPerSecond
-		fallthrough
-	default:
-		c.limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(math.Ceil(perSecond))))
+	case r == 0:
+		return DefaultCSRMaxPerSecond
+	case r < 0:
+		return -1
 	}
-	metrics.Or(reg).MustRegister(c.signed, c.refused)
-	return c
+	return r
+}
+
+// setRate changes the limiter's rate when it differs from r.
+func (c *caState) setRate(r float64) {
+	c.limitMu.Lock()
+	defer c.limitMu.Unlock()
+	if r == c.limitRate {
+		return
+	}
+	c.limitRate = r
+	if r < 0 {
+		c.limiter.SetLimit(rate.Inf)
+		return
+	}
+	c.limiter.SetLimit(rate.Limit(r))
+	c.limiter.SetBurst(max(1, int(math.Ceil(r))))
 }
 
 // loadCA reads the roots and the configuration; idx is the roots' index.
@@ -153,7 +188,10 @@ func (s *Server) ensureCA(ctx context.Context) error {
 	}
 	active := connect.ActiveRoot(roots)
 	if hasKeys(active) {
-		return nil
+		if active.JWTKeyPEM != "" {
+			return nil
+		}
+		return s.addJWTKey(ctx, roots, active, cfg)
 	}
 	now := time.Now()
 	td := connect.TrustDomain(cid)
@@ -170,7 +208,7 @@ func (s *Server) ensureCA(ctx context.Context) error {
 		if c.Active || c.RotatedOutAt.IsZero() {
 			c.Active = false
 			c.RotatedOutAt = now
-			c.TrustUntil = now.Add(cfg.LeafTTL + time.Minute)
+			c.TrustUntil = now.Add(cfg.CredentialTTL() + time.Minute)
 			if c.TrustUntil.After(c.NotAfter) {
 				c.TrustUntil = c.NotAfter
 			}
@@ -185,6 +223,28 @@ func (s *Server) ensureCA(ctx context.Context) error {
 		return fmt.Errorf("commit CA root: %w", err)
 	}
 	s.log.Info("created CA root", "root", root, "trust_domain", td, "replaced_keyless", len(roots))
+	return nil
+}
+
+// addJWTKey gives the active root a JWT key: roots made before JWT-SVIDs
+// have none. The caller holds s.ca.mu.
+func (s *Server) addJWTKey(ctx context.Context, roots []*connect.Root, active *connect.Root, cfg connect.CAConfig) error {
+	c := *active
+	if err := connect.NewJWTKey(&c, crand.Reader); err != nil {
+		return err
+	}
+	c.ModifyIndex = 0
+	out := make([]*connect.Root, len(roots))
+	for i, r := range roots {
+		out[i] = r
+		if r.ID == active.ID {
+			out[i] = &c
+		}
+	}
+	if err := s.commitCA(ctx, out, cfg); err != nil {
+		return fmt.Errorf("commit JWT key: %w", err)
+	}
+	s.log.Info("added a JWT-SVID key to the active CA root", "root", c.ID, "kid", c.JWTKeyID)
 	return nil
 }
 
@@ -283,6 +343,9 @@ func (s *Server) readCARoots(ctx context.Context, req *rpc.ReadRequest) (*rpc.CA
 			}
 			reply.Roots = append(reply.Roots, publicRoot(r))
 		}
+		for _, k := range connect.JWTKeys(roots, now) {
+			reply.JWTKeys = append(reply.JWTKeys, rpc.JWTKey(k))
+		}
 		return idx, nil
 	})
 	if err != nil {
@@ -307,6 +370,8 @@ func (s *Server) readCAConfig(ctx context.Context, req *rpc.ReadRequest) (*rpc.C
 			reply.CreateIndex, reply.ModifyIndex = e.CreateIndex, e.ModifyIndex
 		}
 		reply.Config = rpc.CAConfig(cfg.WithDefaults())
+		// The rate in force, whether set through the API or not.
+		reply.Config.CSRMaxPerSecond = csrRate(cfg.CSRMaxPerSecond, s.cfg.CSRMaxPerSecond)
 		return idx, nil
 	})
 	if err != nil {
@@ -354,12 +419,12 @@ func (s *Server) localSetCAConfig(ctx context.Context, req *rpc.CAConfigSetReque
 	}
 	old := *active
 	if hasKeys(active) {
-		if err := connect.Rotate(&old, newRoot, oldCfg.LeafTTL, now, crand.Reader); err != nil {
+		if err := connect.Rotate(&old, newRoot, oldCfg.CredentialTTL(), now, crand.Reader); err != nil {
 			return nil, fmt.Errorf("rotate CA root: %w", err)
 		}
 	} else {
 		old.Active, old.RotatedOutAt = false, now
-		old.TrustUntil = now.Add(oldCfg.LeafTTL + time.Minute)
+		old.TrustUntil = now.Add(oldCfg.CredentialTTL() + time.Minute)
 	}
 	old.ModifyIndex = 0
 	var out []*connect.Root
@@ -379,21 +444,33 @@ func (s *Server) localSetCAConfig(ctx context.Context, req *rpc.CAConfigSetReque
 	return &rpc.Empty{}, nil
 }
 
+// built is a value built for a key (a root and one of its keys), kept
+// until the key changes.
+type built[T any] struct {
+	v   T
+	key string
+}
+
+// get returns the value built for key, building it if needed; the caller
+// holds the lock that guards b.
+func (b *built[T]) get(key string, build func() (T, error)) (T, error) {
+	if b.key == key && key != "" {
+		return b.v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return v, err
+	}
+	b.v, b.key = v, key
+	return v, nil
+}
+
 // signer returns the cached signer of the active root, rebuilding it when
 // the active root or its signing key changed.
 func (s *Server) signer(active *connect.Root) (*connect.Signer, error) {
-	key := active.ID + "/" + active.SigningKeyID
 	s.ca.signerMu.Lock()
 	defer s.ca.signerMu.Unlock()
-	if s.ca.signer != nil && s.ca.signerFor == key {
-		return s.ca.signer, nil
-	}
-	sg, err := connect.NewSigner(active)
-	if err != nil {
-		return nil, err
-	}
-	s.ca.signer, s.ca.signerFor = sg, key
-	return sg, nil
+	return s.ca.signer.get(active.ID+"/"+active.SigningKeyID, func() (*connect.Signer, error) { return connect.NewSigner(active) })
 }
 
 // signingCA returns the active root and the CA config, decoding them only
@@ -442,46 +519,19 @@ func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.
 			s.ca.signed.Inc()
 			return
 		}
-		reason := string(connect.ReasonOf(err))
-		switch {
-		case errors.Is(err, catalog.ErrRateLimited):
-			reason = "rate_limited"
-		case reason == "" && errors.Is(err, catalog.ErrInvalid):
-			reason = "invalid_request"
-		case reason == "":
-			reason = "internal"
-		}
+		reason := refusalReason(err)
 		s.ca.refused.WithLabelValues(reason).Inc()
 		s.log.Warn("refused to sign a leaf", "node", req.Node, "service", req.Service, "reason", reason, "err", err.Error())
 	}()
-	if !s.ca.limiter.Allow() {
-		return nil, fmt.Errorf("sign leaf: %w", catalog.ErrRateLimited)
-	}
-	if req.Node == "" {
-		return nil, &catalog.FieldError{Field: "Node", Reason: "missing"}
-	}
-	if req.Service == "" {
-		return nil, &catalog.FieldError{Field: "Service", Reason: "missing"}
-	}
-	_, node, svcs, err := s.store.NodeServices(nil, req.Node)
+	active, cfg, idx, err := s.signingCA()
 	if err != nil {
 		return nil, err
 	}
-	if node == nil {
-		return nil, &connect.SignError{Reason: connect.ReasonInvalidRequest, Detail: fmt.Sprintf("node %q is not in the catalog", req.Node)}
+	s.ca.setRate(csrRate(cfg.CSRMaxPerSecond, s.cfg.CSRMaxPerSecond))
+	if !s.ca.limiter.Allow() {
+		return nil, fmt.Errorf("sign leaf: %w", catalog.ErrRateLimited)
 	}
-	found := false
-	for _, sv := range svcs {
-		if sv.Name == req.Service {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return nil, &connect.SignError{Reason: connect.ReasonWrongID, Detail: fmt.Sprintf("service %q is not registered on node %q", req.Service, req.Node)}
-	}
-	active, cfg, idx, err := s.signingCA()
-	if err != nil {
+	if err := s.checkNodeService(req.Node, req.Service); err != nil {
 		return nil, err
 	}
 	if !hasKeys(active) {
@@ -500,17 +550,112 @@ func (s *Server) localSign(_ context.Context, req *rpc.SignRequest) (reply *rpc.
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode([]byte(certPEM))
-	if block == nil {
-		return nil, errors.New("sign leaf: no certificate in the signer's output")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := parseSigned(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("sign leaf: parse the signed certificate: %w", err)
+		return nil, fmt.Errorf("sign leaf: %w", err)
 	}
 	return &rpc.SignReply{
 		SerialNumber: serial, CertPEM: certPEM, Service: req.Service, ServiceURI: id.String(),
 		ValidAfter: cert.NotBefore, ValidBefore: cert.NotAfter, RootID: active.ID,
 		CreateIndex: idx, ModifyIndex: idx,
 	}, nil
+}
+
+// parseSigned parses the leaf at the head of a signer's output.
+func parseSigned(certPEM string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil {
+		return nil, errors.New("no certificate in the signer's output")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse the signed certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// checkNodeService checks that service is registered on node: a node may
+// have certificates and tokens signed only for its own services.
+func (s *Server) checkNodeService(nodeName, service string) error {
+	if nodeName == "" {
+		return &catalog.FieldError{Field: "Node", Reason: "missing"}
+	}
+	if service == "" {
+		return &catalog.FieldError{Field: "Service", Reason: "missing"}
+	}
+	_, node, svcs, err := s.store.NodeServices(nil, nodeName)
+	if err != nil {
+		return err
+	}
+	if node == nil {
+		return &connect.SignError{Reason: connect.ReasonInvalidRequest, Detail: fmt.Sprintf("node %q is not in the catalog", nodeName)}
+	}
+	for _, sv := range svcs {
+		if sv.Name == service {
+			return nil
+		}
+	}
+	return &connect.SignError{Reason: connect.ReasonWrongID, Detail: fmt.Sprintf("service %q is not registered on node %q", service, nodeName)}
+}
+
+// refusalReason is the metric label of a refused signing request.
+func refusalReason(err error) string {
+	reason := string(connect.ReasonOf(err))
+	switch {
+	case errors.Is(err, catalog.ErrRateLimited):
+		reason = "rate_limited"
+	case reason == "" && errors.Is(err, catalog.ErrInvalid):
+		reason = "invalid_request"
+	case reason == "":
+		reason = "internal"
+	}
+	return reason
+}
+
+// jwtSignerOf returns the cached JWT signer of the active root.
+func (s *Server) jwtSignerOf(active *connect.Root) (*connect.JWTSigner, error) {
+	s.ca.signerMu.Lock()
+	defer s.ca.signerMu.Unlock()
+	return s.ca.jwtSigner.get(active.ID+"/"+active.JWTKeyID, func() (*connect.JWTSigner, error) { return connect.NewJWTSigner(active) })
+}
+
+// localSignJWT signs a JWT-SVID for a service registered on the requesting
+// node, valid for the CA config's JWTTTL. Refusals are counted by reason.
+func (s *Server) localSignJWT(_ context.Context, req *rpc.SignJWTRequest) (reply *rpc.SignJWTReply, err error) {
+	defer func() {
+		if err == nil {
+			s.ca.jwtSigned.Inc()
+			return
+		}
+		reason := refusalReason(err)
+		s.ca.jwtRefused.WithLabelValues(reason).Inc()
+		s.log.Warn("refused to sign a JWT-SVID", "node", req.Node, "service", req.Service, "reason", reason, "err", err.Error())
+	}()
+	if err := connect.ValidateAudience(req.Audience); err != nil {
+		return nil, err
+	}
+	if err := s.checkNodeService(req.Node, req.Service); err != nil {
+		return nil, err
+	}
+	active, cfg, _, err := s.signingCA()
+	if err != nil {
+		return nil, err
+	}
+	if active == nil || active.JWTKeyPEM == "" {
+		return nil, fmt.Errorf("%w: the CA has no JWT key yet", catalog.ErrNoLeader)
+	}
+	id, err := connect.ServiceIDErr(active.TrustDomain, connect.DefaultNamespace, s.cfg.Datacenter, req.Service)
+	if err != nil {
+		return nil, &connect.SignError{Reason: connect.ReasonInvalidRequest, Detail: err.Error()}
+	}
+	sg, err := s.jwtSignerOf(active)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tok, exp, err := sg.Sign(id, req.Audience, cfg.JWTTTL, now)
+	if err != nil {
+		return nil, err
+	}
+	return &rpc.SignJWTReply{Token: tok, ServiceURI: id.String(), IssuedAt: now, ExpiresAt: exp}, nil
 }

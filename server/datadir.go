@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -86,4 +87,23 @@ func mustJSON(v any) []byte {
 
 func writeFileAtomic(path string, data []byte) error {
 	return atomicfile.Write(path, data, 0o600)
+}
+
+// protectRaftDir makes the Raft dir private to the server's user: the Raft
+// log and snapshots hold the CA's private keys in clear (unlike snapshot
+// archives, see redactSnapshot). A dir made by an older version or by hand
+// with wider permissions is tightened, with a warning.
+func protectRaftDir(dir string, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("raft dir: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("raft dir %s is %v and holds the CA keys; making it 0700: %w", dir, fi.Mode().Perm(), err)
+	}
+	log.Warn("raft dir was readable by others; made it 0700 (it holds the CA private keys)", "dir", dir, "was", fi.Mode().Perm().String())
+	return nil
 }

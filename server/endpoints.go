@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
@@ -29,6 +30,7 @@ type endpoint struct {
 	// write endpoints and leader-only operations always run on the leader.
 	leaderOnly bool
 	newReq     func() any
+	newReply   func() any
 	// consistency of a read request; writes ignore it.
 	consistency func(req any) catalog.Consistency
 	run         func(ctx context.Context, req any) (any, error)
@@ -38,6 +40,7 @@ func typed[Req, Reply any](leaderOnly bool, run func(context.Context, *Req) (*Re
 	return endpoint{
 		leaderOnly: leaderOnly,
 		newReq:     func() any { return new(Req) },
+		newReply:   func() any { return new(Reply) },
 		consistency: func(req any) catalog.Consistency {
 			if r, ok := req.(*rpc.ReadRequest); ok {
 				return r.Options.Consistency
@@ -72,8 +75,30 @@ func (s *Server) buildEndpoints() map[string]endpoint {
 		rpc.MethodCAConfigGet:       typed(false, s.readCAConfig),
 		rpc.MethodCAConfigSet:       typed(true, s.localSetCAConfig),
 		rpc.MethodCASign:            typed(true, s.localSign),
+		rpc.MethodCASignJWT:         typed(true, s.localSignJWT),
 		rpc.MethodIntentionApply:    typed(true, s.localIntentionApply),
 		rpc.MethodIntentionQuery:    typed(false, s.readIntentions),
+
+		acl.MethodBootstrap:    typed(true, s.localACLBootstrap),
+		acl.MethodResolve:      typed(false, s.readACLResolve),
+		acl.MethodTokenSet:     typed(true, s.localACLTokenSet),
+		acl.MethodTokenRead:    typed(false, s.readACLToken),
+		acl.MethodTokenDelete:  typed(true, s.localACLTokenDelete),
+		acl.MethodTokenList:    typed(false, s.readACLTokens),
+		acl.MethodPolicySet:    typed(true, s.localACLPolicySet),
+		acl.MethodPolicyRead:   typed(false, s.readACLPolicy),
+		acl.MethodPolicyDelete: typed(true, s.localACLPolicyDelete),
+		acl.MethodPolicyList:   typed(false, s.readACLPolicies),
+		acl.MethodRoleSet:      typed(true, s.localACLRoleSet),
+		acl.MethodRoleRead:     typed(false, s.readACLRole),
+		acl.MethodRoleDelete:   typed(true, s.localACLRoleDelete),
+		acl.MethodRoleList:     typed(false, s.readACLRoles),
+
+		acl.MethodEnrollmentTokenCreate: typed(true, s.localEnrollmentTokenCreate),
+		acl.MethodEnrollmentTokenList:   typed(false, s.readEnrollmentTokens),
+		acl.MethodEnrollCA:              typed(false, s.readEnrollCA),
+		acl.MethodEnroll:                typed(true, s.localEnroll),
+		rpc.MethodAutoEncryptSign:       typed(true, s.localAutoEncryptSign), // server/autoencrypt.go
 	}
 }
 
@@ -92,17 +117,23 @@ func call[Req, Reply any](ctx context.Context, s *Server, method string, req *Re
 	if !ok {
 		return nil, fmt.Errorf("unknown method %s", method)
 	}
+	a, err := s.authorizeCall(ctx, method, req)
+	if err != nil {
+		return nil, err
+	}
 	if s.servesLocally(ep, req) {
 		out, err := ep.run(ctx, req)
 		if err != nil {
 			return nil, err
 		}
+		filterReply(a, out)
 		return out.(*Reply), nil
 	}
 	var reply Reply
 	if err := s.forwardInto(ctx, method, req, &reply); err != nil {
 		return nil, err
 	}
+	filterReply(a, &reply)
 	return &reply, nil
 }
 
@@ -188,9 +219,21 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (reply *pb.
 	if !ok {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: unknown method %q", catalog.ErrInvalid, req.Method))
 	}
+	if err := g.s.allowCall(ctx); err != nil { // rpc_rate (server/ratelimit.go)
+		return nil, rpc.ToStatus(err)
+	}
 	in := ep.newReq()
 	if err := json.Unmarshal(req.Body, in); err != nil {
 		return nil, rpc.ToStatus(fmt.Errorf("%w: decode %s: %v", catalog.ErrInvalid, req.Method, err))
+	}
+	ctx = acl.WithSecret(ctx, req.Token)
+	var authz acl.Authorizer
+	if !req.Forwarded {
+		// A request from outside the server set is checked here, by
+		// the server it reached; forwarded ones were checked already.
+		if authz, err = g.s.authorizeCall(ctx, req.Method, in); err != nil {
+			return nil, rpc.ToStatus(err)
+		}
 	}
 	var out any
 	switch {
@@ -202,11 +245,19 @@ func (g *grpcService) Call(ctx context.Context, req *pb.CallRequest) (reply *pb.
 		err = catalog.ErrNoLeader
 	default:
 		// An agent's request: forward it as we would our own.
-		out, err = g.s.forward(ctx, req.Method, in)
+		if authz != nil {
+			typed := ep.newReply()
+			if err = g.s.forwardInto(ctx, req.Method, in, typed); err == nil {
+				out = typed
+			}
+		} else {
+			out, err = g.s.forward(ctx, req.Method, in)
+		}
 	}
 	if err != nil {
 		return nil, rpc.ToStatus(err)
 	}
+	filterReply(authz, out)
 	body, err := json.Marshal(out)
 	if err != nil {
 		return nil, rpc.ToStatus(fmt.Errorf("encode %s reply: %w", req.Method, err))
@@ -218,7 +269,18 @@ func (g *grpcService) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRe
 	return g.s.handleJoin(ctx, req)
 }
 
-func (g *grpcService) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
+func (g *grpcService) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
+	// The stream carries every service and node: an agent's token must
+	// read them all (node identities and agent policies do).
+	if g.s.acl.cfg.Enabled {
+		id, err := g.s.ResolveToken(stream.Context(), req.Token)
+		if err != nil {
+			return rpc.ToStatus(err)
+		}
+		if !id.Authorizer.ServiceRead("") {
+			return rpc.ToStatus(permissionDenied("service_prefix \"\": read"))
+		}
+	}
 	return g.s.watch(stream)
 }
 

@@ -76,6 +76,9 @@ func (s *Server) establishLeadership(ctx context.Context) {
 	if err := s.ensureCA(ctx); err != nil {
 		s.log.Error("initialize CA", "err", err)
 	}
+	if err := s.ensureInitialManagementToken(ctx); err != nil {
+		s.log.Error("create the initial management token", "err", err)
+	}
 }
 
 // leaderCATick keeps the CA whole on the leader: a root if there is none

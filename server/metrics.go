@@ -24,6 +24,7 @@ type serverMetrics struct {
 	internalWakes  prometheus.Counter
 	spuriousWakes  prometheus.Counter
 	snapshotLength prometheus.Histogram
+	enrollRefused  *prometheus.CounterVec
 }
 
 // storeLogsHistogram times raft's log appends to boltdb, fsync included.
@@ -68,11 +69,13 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) *serverMetrics {
 			Help: "Watch wake-ups where the result's index had not moved; the query went back to waiting without answering."}),
 		spuriousWakes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "warren", Subsystem: "blocking", Name: "spurious_wakeups_total",
 			Help: "Blocking queries answered before their wait ended with an unchanged index. Must stay 0."}),
+		enrollRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "acl", Name: "enrollments_refused_total",
+			Help: "Enrollment tokens refused, by reason (unknown_or_used, expired, node_prefix, malformed)."}, []string{"reason"}),
 		snapshotLength: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "warren", Subsystem: "raft", Name: "snapshot_save_duration_seconds",
 			Help: "Time to produce a user snapshot archive.", Buckets: metrics.LatencyBuckets}),
 	}
 	reg.MustRegister(m.applyLatency, m.batchSize, m.rpcRequests, m.rpcLatency, m.forwarded, m.watchers, m.wakeups,
-		m.internalWakes, m.spuriousWakes, m.snapshotLength, s.storeLogs, &raftCollector{s: s}, &catalogCollector{s: s},
+		m.internalWakes, m.spuriousWakes, m.snapshotLength, m.enrollRefused, s.storeLogs, &raftCollector{s: s}, &catalogCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "connect", Name: "active_root_expiry_seconds",
 			Help: "Seconds until the active CA root expires (0 when there is no CA yet)."}, func() float64 {
 			roots, _, _, err := s.loadCA(nil)

@@ -2,13 +2,18 @@ package server
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/warren-mesh/warren/internal/tlscfg"
 )
 
 // raftByte is the first byte a Raft connection sends on the RPC port; gRPC
@@ -24,15 +29,25 @@ type mux struct {
 	grpcCh chan net.Conn
 	done   chan struct{}
 	once   sync.Once
+	// TLS (server/tls.go): nil on a plaintext loopback cluster.
+	tls     *tlscfg.Configurator
+	tlsConf *tls.Config
+	log     *slog.Logger
 }
 
-func newMux(ln net.Listener) *mux {
-	return &mux{
+func newMux(ln net.Listener, tc *tlscfg.Configurator, log *slog.Logger) *mux {
+	m := &mux{
 		ln:     ln,
 		raftCh: make(chan net.Conn),
 		grpcCh: make(chan net.Conn),
 		done:   make(chan struct{}),
+		tls:    tc,
+		log:    log,
 	}
+	if tc != nil {
+		m.tlsConf = tc.IncomingRPC()
+	}
+	return m
 }
 
 // serve accepts connections until close is called.
@@ -55,18 +70,29 @@ func (m *mux) serve() error {
 	}
 }
 
-func (m *mux) route(conn net.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+func (m *mux) route(raw net.Conn) {
+	// One deadline covers the TLS handshake and the first byte.
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	conn, state, peer, ok := m.handshake(raw)
+	if !ok {
+		_ = raw.Close()
+		return
+	}
 	br := bufio.NewReaderSize(conn, 64)
 	first, err := br.Peek(1)
 	if err != nil {
 		_ = conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = raw.SetReadDeadline(time.Time{})
 	ch := m.grpcCh
-	var c net.Conn = &peekedConn{Conn: conn, r: br}
+	c := &rpcConn{peekedConn: peekedConn{Conn: conn, r: br}, state: state, peer: peer}
 	if first[0] == raftByte {
+		if m.tls != nil && peer != tlscfg.PeerServer {
+			m.log.Warn("refused a Raft connection: it needs a server certificate ("+m.tls.ServerName()+") of the CA", "remote", raw.RemoteAddr().String(), "presented", describePeer(peer))
+			_ = conn.Close()
+			return
+		}
 		_, _ = br.ReadByte()
 		ch = m.raftCh
 	}
@@ -75,6 +101,42 @@ func (m *mux) route(conn net.Conn) {
 	case <-m.done:
 		_ = conn.Close()
 	}
+}
+
+// handshake does the TLS handshake of a connection when the port has TLS;
+// a client that speaks anything else is refused (and told so, if it speaks
+// HTTP/2).
+func (m *mux) handshake(raw net.Conn) (net.Conn, *tls.ConnectionState, tlscfg.Peer, bool) {
+	if m.tls == nil {
+		return raw, nil, tlscfg.PeerServer, true
+	}
+	br := bufio.NewReaderSize(raw, 64)
+	first, err := br.Peek(1)
+	if err != nil {
+		return nil, nil, 0, false
+	}
+	if first[0] != tlsHandshakeRecord {
+		m.log.Warn("refused a plaintext connection: the RPC port requires TLS", "remote", raw.RemoteAddr().String())
+		if first[0] == 'P' { // the HTTP/2 preface of a plaintext gRPC client
+			refuseGRPC(&peekedConn{Conn: raw, r: br})
+		}
+		return nil, nil, 0, false
+	}
+	tc := tls.Server(&peekedConn{Conn: raw, r: br}, m.tlsConf)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		m.log.Warn("refused an RPC connection: TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+		return nil, nil, 0, false
+	}
+	state := tc.ConnectionState()
+	// The handshake verified the chain (VerifyConnection); this cannot
+	// fail now, it only tells what the client is.
+	peer, err := m.tls.Classify(state.PeerCertificates)
+	if err != nil {
+		return nil, nil, 0, false
+	}
+	return tc, &state, peer, true
 }
 
 func (m *mux) close() {
@@ -126,6 +188,7 @@ func (l *chanListener) Addr() net.Addr { return l.m.ln.Addr() }
 type raftLayer struct {
 	chanListener
 	advertise net.Addr
+	tls       *tls.Config // outgoing RPC TLS; nil without TLS
 }
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
@@ -137,6 +200,17 @@ func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 	conn, err := d.Dial("tcp", string(addr))
 	if err != nil {
 		return nil, err
+	}
+	if l.tls != nil {
+		tc := tls.Client(conn, l.tls)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("raft TLS handshake with %s: %w", addr, err)
+		}
+		conn = tc
 	}
 	if _, err := conn.Write([]byte{raftByte}); err != nil {
 		_ = conn.Close()

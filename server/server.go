@@ -6,6 +6,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,8 +26,11 @@ import (
 
 	"github.com/warren-mesh/warren/catalog/state"
 	"github.com/warren-mesh/warren/gossip"
+	"github.com/warren-mesh/warren/internal/audit"
+	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
 	"github.com/warren-mesh/warren/internal/task"
+	"github.com/warren-mesh/warren/internal/tlscfg"
 	"github.com/warren-mesh/warren/rpc"
 	"github.com/warren-mesh/warren/rpc/pb"
 	"github.com/warren-mesh/warren/server/fsm"
@@ -64,8 +68,25 @@ type Config struct {
 	// DefaultIntentionAllow is default_intention_policy: whether a
 	// connection that no intention matches is allowed.
 	DefaultIntentionAllow bool
-	Version               string
-	Logger                *slog.Logger
+	// ACL is the access control configuration (server/acl.go).
+	ACL ACLConfig
+	// Enrollment is what enrolling agents receive (server/enroll.go).
+	Enrollment EnrollmentConfig
+	// Audit records enrollments and refused enrollment tokens; nil
+	// records nothing.
+	Audit *audit.Log
+	// TLS makes every RPC connection mutual TLS (server/tls.go); nil runs
+	// plaintext, allowed only on a loopback address.
+	TLS     *tlscfg.Configurator
+	Version string
+	Logger  *slog.Logger
+
+	// RPCRate is rpc_rate: the calls per second one agent address may
+	// make (0: no limit); RPCMaxBurst the burst (default 1000).
+	// Rejections counts refusals (server/ratelimit.go); nil counts none.
+	RPCRate     float64
+	RPCMaxBurst int
+	Rejections  *limits.Rejections
 }
 
 // RaftTimings tunes Raft; tests use short ones.
@@ -101,11 +122,14 @@ type Server struct {
 	metaMu sync.Mutex
 
 	endpoints map[string]endpoint
+	rpcRate   *limits.KeyedRate // rpc_rate buckets (server/ratelimit.go)
 	metrics   *serverMetrics
 	storeLogs prometheus.Histogram
 	ca        *caState
 	ixnMu     sync.Mutex // serializes intention writes on the leader
-	lastPrune time.Time  // leader loop only
+	acl       *aclState
+	tlsRoots  connectRoots
+	lastPrune time.Time // leader loop only
 
 	// leaderReady is true once this server is the leader and has applied
 	// every entry committed before its term (a barrier), so its reads are
@@ -135,7 +159,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: state.New(), pool: rpc.NewPool(), known: map[string]*pb.ServerInfo{},
 		targets: map[string]bool{}, discovered: make(chan struct{}, 1), storeLogs: storeLogsHistogram(),
-		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{}}
+		reconcileNow: make(chan struct{}, 1), absentSince: map[string]time.Time{},
+		rpcRate: limits.NewKeyedRate(cfg.RPCRate, cmp.Or(cfg.RPCMaxBurst, 1000), 0)}
+	s.acl = newACLState(cfg.ACL)
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,7 +178,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for server RPC on %s: %w", cfg.BindAddr, err)
 	}
-	s.mux = newMux(ln)
+	if err := checkPlaintextBind(ln, cfg.TLS, s.log); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		s.pool = rpc.NewTLSPool(cfg.TLS.OutgoingRPC())
+		cfg.TLS.SetConnectRoots(s.connectRootPool)
+	}
+	s.mux = newMux(ln, cfg.TLS, s.log)
 	if s.cfg.AdvertiseAddr == "" {
 		s.cfg.AdvertiseAddr = ln.Addr().String()
 	}
@@ -171,7 +205,12 @@ func New(cfg Config) (*Server, error) {
 	s.fsm.OnBatch = func(n int) { s.metrics.batchSize.Observe(float64(n)) }
 	s.ca = newCAState(cfg.Metrics, cfg.CSRMaxPerSecond)
 	s.endpoints = s.buildEndpoints()
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize))
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(rpc.MaxMessageSize), grpc.MaxSendMsgSize(rpc.MaxMessageSize),
+		grpc.ChainUnaryInterceptor(s.authorizeUnary), grpc.ChainStreamInterceptor(s.authorizeStream)} // server/tls.go
+	if cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(preTLSCreds{}))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	pb.RegisterServerServer(s.grpc, &grpcService{s: s})
 	s.known[s.meta.NodeID] = s.selfInfo()
 	ok = true
@@ -182,6 +221,9 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	dir := filepath.Join(s.cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create raft dir: %w", err)
+	}
+	if err := protectRaftDir(dir, s.log); err != nil {
+		return err
 	}
 	hclog := logging.HCLog(s.log.With("component", "raft"))
 	boltPath := filepath.Join(dir, "raft.db")
@@ -202,6 +244,9 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	layer := &raftLayer{chanListener: newChanListener(s.mux, s.mux.raftCh), advertise: advertise}
+	if s.cfg.TLS != nil {
+		layer.tls = s.cfg.TLS.OutgoingRPC()
+	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,

@@ -193,7 +193,7 @@ func redactLine(line []byte) ([]byte, error) {
 		return nil, fmt.Errorf("snapshot save: decode CA roots: %w", err)
 	}
 	for _, root := range roots {
-		root.RootKeyPEM, root.SigningKeyPEM = "", ""
+		root.RootKeyPEM, root.SigningKeyPEM, root.JWTKeyPEM = "", "", ""
 	}
 	b, err := json.Marshal(roots)
 	if err != nil {

@@ -76,8 +76,10 @@ func GRPCBootstrap(serverAddr, nodeID string) ([]byte, error) {
 // adsAddr ("host:port", normally 127.0.0.1:8502), every dynamic resource
 // over ADS with API version V3, and the admin interface on
 // 127.0.0.1:adminPort (DefaultEnvoyAdminPort if 0). The result is parsed
-// back into the bootstrap proto and passes its ValidateAll.
-func EnvoyBootstrap(adsAddr string, nodeID, cluster string, adminPort int) ([]byte, error) {
+// back into the bootstrap proto and passes its ValidateAll. A non-empty
+// token goes to the agent as x-consul-token metadata on the ADS stream, as
+// Consul's bootstrap sends it.
+func EnvoyBootstrap(adsAddr string, nodeID, cluster string, adminPort int, token string) ([]byte, error) {
 	host, portStr, err := net.SplitHostPort(adsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: ADS address %q: %w", adsAddr, err)
@@ -104,6 +106,10 @@ func EnvoyBootstrap(adsAddr string, nodeID, cluster string, adminPort int) ([]by
 	b, err := envoyBootstrap(host, port, nodeID, cluster, adminPort)
 	if err != nil {
 		return nil, fmt.Errorf("envoy bootstrap: %w", err)
+	}
+	if token != "" {
+		gs := b.DynamicResources.AdsConfig.GrpcServices[0]
+		gs.InitialMetadata = append(gs.InitialMetadata, &core.HeaderValue{Key: TokenMetadataKey, Value: token})
 	}
 	out, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
 	if err != nil {

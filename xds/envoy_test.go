@@ -104,7 +104,7 @@ func setSidecar(t *testing.T, s *xds.Server, in *xds.SidecarInput) {
 func startEnvoy(t *testing.T, bin, xdsAddr string, in *xds.SidecarInput) string {
 	t.Helper()
 	adminPort := freePort(t)
-	b, err := xds.EnvoyBootstrap(xdsAddr, in.ProxyID, in.Service, adminPort)
+	b, err := xds.EnvoyBootstrap(xdsAddr, in.ProxyID, in.Service, adminPort, "")
 	if err != nil {
 		t.Fatal(err)
 	}

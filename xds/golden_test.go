@@ -229,7 +229,7 @@ func TestGoldenGRPC(t *testing.T) {
 }
 
 func TestGoldenBootstraps(t *testing.T) {
-	envoy, err := EnvoyBootstrap("127.0.0.1:8502", "web-sidecar-proxy", "web", 0)
+	envoy, err := EnvoyBootstrap("127.0.0.1:8502", "web-sidecar-proxy", "web", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

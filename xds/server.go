@@ -40,6 +40,8 @@ type Server struct {
 	mu       sync.Mutex
 	versions map[string]map[resource.Type]string // node ID -> type -> version last set
 
+	auth *streamAuth // nil: every stream is served
+
 	connected atomic.Int64
 	rejected  atomic.Uint64
 	pushes    atomic.Uint64
@@ -79,6 +81,7 @@ func NewServer(logger *slog.Logger) *Server {
 	}
 	open := func(ctx context.Context, id int64, typeURL string) error {
 		s.connected.Add(1)
+		s.auth.open(ctx, id)
 		s.logger.Debug("xds stream opened", "stream", id, "type", typeURL)
 		return nil
 	}
@@ -87,6 +90,7 @@ func NewServer(logger *slog.Logger) *Server {
 		s.mu.Lock()
 		delete(s.streamTypes, id)
 		s.mu.Unlock()
+		s.auth.closed(id)
 		s.logger.Debug("xds stream closed", "stream", id, "node", node.GetId())
 	}
 	callbacks := serverv3.CallbackFuncs{
@@ -95,6 +99,10 @@ func NewServer(logger *slog.Logger) *Server {
 		DeltaStreamOpenFunc:   open,
 		DeltaStreamClosedFunc: closed,
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			if err := s.auth.check(id, req.GetNode().GetId()); err != nil {
+				s.logger.Warn("xds stream refused", "stream", id, "node", req.GetNode().GetId(), "error", err)
+				return err
+			}
 			if st := req.GetErrorDetail(); st != nil {
 				s.nacks.WithLabelValues(typeLabel(req.GetTypeUrl())).Inc()
 				s.logger.Warn("xds update rejected by client", "stream", id, "node", req.GetNode().GetId(),
@@ -104,6 +112,10 @@ func NewServer(logger *slog.Logger) *Server {
 		},
 		StreamResponseFunc: s.onResponse,
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			if err := s.auth.check(id, req.GetNode().GetId()); err != nil {
+				s.logger.Warn("xds stream refused", "stream", id, "node", req.GetNode().GetId(), "error", err)
+				return err
+			}
 			if st := req.GetErrorDetail(); st != nil {
 				s.nacks.WithLabelValues(typeLabel(req.GetTypeUrl())).Inc()
 				s.logger.Warn("xds delta update rejected by client", "stream", id, "node", req.GetNode().GetId(),

@@ -161,6 +161,7 @@ func (c *check) record(r result) {
 }
 
 func (c *check) setLocked(status, output string) {
+	output = c.m.capOutput(c.kind, output) // check_output_max_size
 	if status == c.status && output == c.output {
 		return
 	}

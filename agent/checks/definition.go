@@ -71,10 +71,11 @@ type Definition struct {
 	Method string              // default GET
 	Header map[string][]string // a "Host" entry sets the request's Host
 	Body   string
-	// FollowRedirects makes an HTTP check follow up to 10 redirects. Unlike
-	// Consul (whose DisableRedirects defaults to false), redirects are not
-	// followed by default: a 3xx answer is reported as critical. Config key
-	// follow_redirects.
+	// FollowRedirects makes an HTTP check follow up to 5 redirects, of a
+	// GET or HEAD only, without the definition's token headers
+	// (checkRedirect in http.go). Unlike Consul (whose DisableRedirects
+	// defaults to false), redirects are not followed by default: a 3xx
+	// answer is reported as critical. Config key follow_redirects.
 	FollowRedirects bool
 	// TLSSkipVerify and TLSServerName apply to HTTPS checks and to gRPC
 	// checks with GRPCUseTLS.

@@ -10,6 +10,9 @@
 //   - HTTP checks do not follow redirects unless the definition asks
 //     (FollowRedirects), and never use proxy settings from the environment,
 //     so a check cannot be bent into a request to somewhere else (SSRF).
+//     When they do follow, it is at most 5 hops, of a GET or HEAD only (a
+//     307 never replays a PUT on, say, the agent's own API), without the
+//     definition's X-Consul-Token or Authorization headers.
 //   - Script checks (Args) run only when enable_local_script_checks is set,
 //     and only for definitions read from config files; Validate refuses them
 //     from the HTTP API whatever the configuration (remote code execution).

@@ -46,7 +46,7 @@ func newHTTPProber(d *Definition) *httpProber {
 	}
 	// No client Timeout: the probe's context bounds the whole request, body
 	// included.
-	client := &http.Client{Transport: tr}
+	client := &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	if !d.FollowRedirects {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
@@ -69,6 +69,29 @@ func newHTTPProber(d *Definition) *httpProber {
 		header.Set("Accept", "text/plain, text/*, */*")
 	}
 	return &httpProber{client: client, method: method, url: d.HTTP, header: header, body: d.Body}
+}
+
+// maxRedirects bounds the redirects a check follows; a loop ends there
+// (critical, "stopped after 5 redirects").
+const maxRedirects = 5
+
+// checkRedirect is the redirect policy of HTTP checks, which may be
+// pointed (by anyone who may register a check) at any URL, the agent's
+// own API included: at most maxRedirects hops; only a GET or HEAD is
+// followed, so a 307 or 308 never replays a PUT, POST or DELETE on the
+// redirect's target (the check reports the redirect itself); and the
+// token headers a definition set are not sent on to the redirect's
+// target. The agent never adds a token of its own to a check request.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return http.ErrUseLastResponse
+	}
+	req.Header.Del("X-Consul-Token")
+	req.Header.Del("Authorization")
+	return nil
 }
 
 func (p *httpProber) probe(ctx context.Context) result {

@@ -63,6 +63,12 @@ type ManagerConfig struct {
 	// When false, Add refuses script checks whatever their source: the
 	// Manager's own guard beside Definition.Validate at the boundary.
 	EnableLocalScriptChecks bool
+	// OutputMaxSize is check_output_max_size: the most output a check
+	// reports, marker included (default and most: MaxOutputLen).
+	// OnTruncate, if set, is called for each output that was cut; it
+	// must return at once.
+	OutputMaxSize int
+	OnTruncate    func()
 	// Reap is called, on a goroutine of its own, when a check with
 	// DeregisterCriticalServiceAfter has been critical that long. The agent
 	// deregisters the service (and Removes its checks) there.
@@ -84,6 +90,9 @@ func (c *ManagerConfig) setDefaults() {
 	}
 	if c.MinInterval <= 0 {
 		c.MinInterval = DefaultMinInterval
+	}
+	if c.OutputMaxSize <= 0 || c.OutputMaxSize > MaxOutputLen {
+		c.OutputMaxSize = MaxOutputLen
 	}
 	if c.Reap == nil {
 		c.Reap = func(string, string) {}

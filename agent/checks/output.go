@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"github.com/warren-mesh/warren/catalog"
@@ -17,12 +18,17 @@ const (
 )
 
 // capHead keeps the beginning of s (for HTTP bodies and TTL output).
-func capHead(s string) string {
-	if len(s) <= MaxOutputLen {
+func capHead(s string) string { return capHeadN(s, MaxOutputLen, false) }
+
+// capHeadN keeps the beginning of s in at most limit bytes, marking the
+// cut; cut says s was already cut (the marker is added whatever its
+// length).
+func capHeadN(s string, limit int, cut bool) string {
+	if !cut && len(s) <= limit {
 		return s
 	}
-	n := MaxOutputLen - len(truncatedSuffix)
-	for n > 0 && !utf8.RuneStart(s[n]) {
+	n := min(len(s), limit-len(truncatedSuffix))
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n] + truncatedSuffix
@@ -34,11 +40,14 @@ func capTail(s string) string { return keepTail(s, false) }
 
 // keepTail is capTail that adds the marker when dropped says bytes before s
 // were already lost.
-func keepTail(s string, dropped bool) string {
-	if !dropped && len(s) <= MaxOutputLen {
+func keepTail(s string, dropped bool) string { return keepTailN(s, MaxOutputLen, dropped) }
+
+// keepTailN keeps the end of s in at most limit bytes.
+func keepTailN(s string, limit int, dropped bool) string {
+	if !dropped && len(s) <= limit {
 		return s
 	}
-	start := max(0, len(s)-(MaxOutputLen-len(truncatedPrefix)))
+	start := max(0, len(s)-(limit-len(truncatedPrefix)))
 	for start < len(s) && !utf8.RuneStart(s[start]) {
 		start++
 	}
@@ -67,4 +76,27 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 // dropped, never longer than MaxOutputLen when max is MaxOutputLen.
 func (b *tailBuffer) String() string {
 	return keepTail(string(b.buf), b.total > len(b.buf))
+}
+
+// capOutput applies check_output_max_size (ManagerConfig.OutputMaxSize)
+// to an output the prober already capped at MaxOutputLen, keeping the
+// end a kind reports its reason in, and reports each cut output to
+// OnTruncate (the limits metric).
+func (m *Manager) capOutput(kind, s string) string {
+	limit := m.cfg.OutputMaxSize
+	headCut := strings.HasSuffix(s, truncatedSuffix)
+	tailCut := strings.HasPrefix(s, truncatedPrefix)
+	if len(s) > limit {
+		if kind == KindScript {
+			s = keepTailN(strings.TrimPrefix(s, truncatedPrefix), limit, true)
+			tailCut = true
+		} else {
+			s = capHeadN(strings.TrimSuffix(s, truncatedSuffix), limit, true)
+			headCut = true
+		}
+	}
+	if (headCut || tailCut) && m.cfg.OnTruncate != nil {
+		m.cfg.OnTruncate()
+	}
+	return s
 }

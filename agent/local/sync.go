@@ -270,7 +270,7 @@ type syncOp struct {
 // syncChanges pushes every entry that is not in sync: deregistrations
 // first, then the node with its node-level checks, then one registration
 // per service with its checks that changed. It stops at the first failure
-// other than a rejection of one registration.
+// other than a rejection of one registration (invalid or denied by ACLs).
 func (s *State) syncChanges(ctx context.Context) error {
 	ops, nodePending, nodeGen := s.plan()
 	var rejected []error
@@ -295,7 +295,9 @@ func (s *State) syncChanges(ctx context.Context) error {
 			}
 		}
 		cancel()
-		if err != nil && !errors.Is(err, catalog.ErrInvalid) {
+		// A registration the servers reject (invalid, or not allowed by
+		// the agent's token) waits aside; the others go on.
+		if err != nil && !errors.Is(err, catalog.ErrInvalid) && !errors.Is(err, catalog.ErrPermissionDenied) {
 			return err
 		}
 		if err != nil {

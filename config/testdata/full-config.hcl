@@ -19,6 +19,7 @@ ports {
   server   = 18300
   serf_lan = 18301
   grpc     = 18502
+  https    = 18501
 }
 
 encrypt                    = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -114,5 +115,61 @@ proxy_defaults {
     path                  = "/var/log/envoy/access.log"
     json_format           = "{\"code\": \"%RESPONSE_CODE%\"}"
     text_format           = ""
+  }
+}
+
+acl {
+  enabled              = true
+  default_policy       = "allow"
+  enable_token_for_dns = true
+  tokens {
+    initial_management = "00000000-1111-2222-3333-444444444444"
+    agent              = "aaaaaaaa-1111-2222-3333-444444444444"
+    default            = "dddddddd-1111-2222-3333-444444444444"
+  }
+}
+
+tls {
+  defaults {
+    ca_file         = "testdata/tls/warren-agent-ca.pem"
+    ca_path         = "testdata/tls"
+    cert_file       = "testdata/tls/east-1-server-warren-0.pem"
+    key_file        = "testdata/tls/east-1-server-warren-0-key.pem"
+    verify_incoming = true
+    verify_outgoing = true
+  }
+  internal_rpc {
+    verify_server_hostname = true
+  }
+  https {
+    verify_incoming = false
+  }
+}
+
+auto_encrypt {
+  tls       = false
+  allow_tls = true
+}
+
+connect {
+  ca_config {
+    csr_max_per_second = 12.5
+  }
+}
+
+# Limits and audit (config/limits.go).
+check_output_max_size = 2048
+limits {
+  http_max_conns_per_client            = 100
+  http_max_blocking_queries_per_client = 50
+  http_max_body_bytes                  = 524288
+  http_read_header_timeout             = "5s"
+  rpc_rate                             = 250.5
+  rpc_max_burst                        = 500
+}
+audit {
+  enabled = true
+  sink "file" {
+    path = "/var/log/warren/audit.json"
   }
 }

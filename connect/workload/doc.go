@@ -6,8 +6,10 @@
 // executable path), which a Source matches against the selectors of the
 // local services. Every call must carry the `workload.spiffe.io: true`
 // metadata (InvalidArgument otherwise, as the specification says); a
-// caller no service selects gets PermissionDenied. Warren has no JWT
-// signer: the JWT methods answer Unimplemented.
+// caller no service selects gets PermissionDenied. FetchJWTSVID hands out
+// JWT-SVIDs the servers sign (the Source caches them), FetchJWTBundles
+// streams the JWT bundle as a JWKS document, and ValidateJWTSVID checks a
+// token with go-spiffe's jwtsvid.ParseAndValidate against that bundle.
 //
 // Unlike package connect, this package opens a socket. May import catalog
 // and internal/*; imported by agent (and cli for Listen).

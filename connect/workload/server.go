@@ -14,12 +14,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/internal/logging"
 )
 
@@ -46,15 +51,32 @@ type Snapshot struct {
 	// agent has not heard from the servers yet.
 	TrustDomain string
 	RootPEMs    []string
+	// JWTBundle holds the trust domain's JWT-SVID keys (during a rotation
+	// the old and the new); nil while unknown.
+	JWTBundle *jwtbundle.Bundle
 	// Changed is closed at the next change that may alter the snapshot:
 	// a leaf, the roots, or the local services' selectors.
 	Changed <-chan struct{}
 }
 
+// JWTSVID is one JWT-SVID.
+type JWTSVID struct {
+	ID    string // the SPIFFE ID (the "sub" claim)
+	Token string
+}
+
 // Source is what the Workload API serves; the agent implements it.
 type Source interface {
 	Snapshot(c Caller) Snapshot
+	// JWTSVIDs returns a JWT-SVID for audience for each service that
+	// selects c, or only for the one whose SPIFFE ID is id. A caller no
+	// service selects (or not for id) gets an error matching
+	// ErrNotSelected; a bad request one matching catalog.ErrInvalid.
+	JWTSVIDs(ctx context.Context, c Caller, id string, audience []string) ([]JWTSVID, error)
 }
+
+// ErrNotSelected: no local service selects the caller (PermissionDenied).
+var ErrNotSelected = errors.New("no service on this agent selects the caller")
 
 // Server implements go-spiffe's SpiffeWorkloadAPIServer over a Source.
 type Server struct {
@@ -72,9 +94,6 @@ func NewServer(src Source, log *slog.Logger) *Server {
 	}
 	return &Server{src: src, log: log}
 }
-
-// errNoJWT is the answer of the JWT methods.
-var errNoJWT = status.Error(codes.Unimplemented, "JWT-SVIDs are not supported: Warren's agent has no JWT signer; use X.509-SVIDs (FetchX509SVID)")
 
 // caller checks the security header and returns the caller.
 func (s *Server) caller(ctx context.Context) (Caller, error) {
@@ -186,29 +205,113 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	}
 }
 
-// FetchJWTSVID is not supported: there is no JWT signer.
-func (s *Server) FetchJWTSVID(ctx context.Context, _ *workload.JWTSVIDRequest) (*workload.JWTSVIDResponse, error) {
-	if _, err := s.caller(ctx); err != nil {
+// FetchJWTSVID returns a JWT-SVID for the requested audiences for each of
+// the caller's identities, or for the one it names.
+func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest) (*workload.JWTSVIDResponse, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return nil, errNoJWT
+	if len(req.Audience) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "audience must be specified")
+	}
+	if req.SpiffeId != "" {
+		if _, err := spiffeid.FromString(req.SpiffeId); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid requested SPIFFE ID: %v", err)
+		}
+	}
+	svids, err := s.src.JWTSVIDs(ctx, c, req.SpiffeId, req.Audience)
+	switch {
+	case errors.Is(err, ErrNotSelected):
+		s.log.Debug("workload API: JWT-SVID denied", "caller", c.String(), "spiffe_id", req.SpiffeId)
+		if req.SpiffeId != "" {
+			return nil, status.Errorf(codes.PermissionDenied, "no service on this agent with ID %s selects the caller (%s)", req.SpiffeId, c)
+		}
+		return nil, denied(c)
+	case errors.Is(err, catalog.ErrInvalid):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		s.log.Warn("workload API: fetch JWT-SVID", "caller", c.String(), "err", err)
+		return nil, status.Errorf(codes.Unavailable, "could not get a JWT-SVID: %v", err)
+	}
+	resp := &workload.JWTSVIDResponse{}
+	for _, v := range svids {
+		resp.Svids = append(resp.Svids, &workload.JWTSVID{SpiffeId: v.ID, Svid: v.Token})
+	}
+	return resp, nil
 }
 
-// FetchJWTBundles is not supported: there is no JWT signer.
+// FetchJWTBundles streams the JWT bundle (a JWKS document, as go-spiffe's
+// jwtbundle marshals it) to a caller that some service selects: the first
+// response at once, a new one whenever the keys change.
 func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.ServerStreamingServer[workload.JWTBundlesResponse]) error {
-	if _, err := s.caller(stream.Context()); err != nil {
+	ctx := stream.Context()
+	c, err := s.caller(ctx)
+	if err != nil {
 		return err
 	}
-	return errNoJWT
+	var last *jwtbundle.Bundle
+	for {
+		snap := s.src.Snapshot(c)
+		if !snap.Matched {
+			return denied(c)
+		}
+		if b := snap.JWTBundle; b != nil && (last == nil || !b.Equal(last)) {
+			jwks, err := b.Marshal()
+			if err != nil {
+				s.log.Error("workload API: encode JWT bundle", "err", err)
+			} else {
+				resp := &workload.JWTBundlesResponse{Bundles: map[string][]byte{b.TrustDomain().IDString(): jwks}}
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+				last = b
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-snap.Changed:
+		}
+	}
 }
 
-// ValidateJWTSVID is not supported: there is no JWT signer.
-func (s *Server) ValidateJWTSVID(ctx context.Context, _ *workload.ValidateJWTSVIDRequest) (*workload.ValidateJWTSVIDResponse, error) {
-	if _, err := s.caller(ctx); err != nil {
+// ValidateJWTSVID validates a JWT-SVID for an audience against the trust
+// domain's JWT bundle, with go-spiffe's jwtsvid.ParseAndValidate.
+func (s *Server) ValidateJWTSVID(ctx context.Context, req *workload.ValidateJWTSVIDRequest) (*workload.ValidateJWTSVIDResponse, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return nil, errNoJWT
+	if req.Audience == "" {
+		return nil, status.Error(codes.InvalidArgument, "audience must be specified")
+	}
+	if req.Svid == "" {
+		return nil, status.Error(codes.InvalidArgument, "svid must be specified")
+	}
+	if len(req.Svid) > maxJWTSize {
+		return nil, status.Errorf(codes.InvalidArgument, "svid longer than %d bytes", maxJWTSize)
+	}
+	snap := s.src.Snapshot(c)
+	if !snap.Matched {
+		return nil, denied(c)
+	}
+	if snap.JWTBundle == nil {
+		return nil, status.Error(codes.Unavailable, "the JWT bundle is not known yet")
+	}
+	svid, err := jwtsvid.ParseAndValidate(req.Svid, snap.JWTBundle, []string{req.Audience})
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	claims, err := structpb.NewStruct(svid.Claims)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "claims: %v", err)
+	}
+	return &workload.ValidateJWTSVIDResponse{SpiffeId: svid.ID.String(), Claims: claims}, nil
 }
+
+// maxJWTSize bounds a token to validate.
+const maxJWTSize = 64 << 10
 
 func svidKey(s Snapshot) string {
 	var b strings.Builder

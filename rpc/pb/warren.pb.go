@@ -32,7 +32,10 @@ type CallRequest struct {
 	Body   []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	// Set by a server forwarding to the leader: the receiver must not
 	// forward again. Agents leave it unset and any server forwards for them.
-	Forwarded     bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Forwarded bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	// The ACL token secret the request is made with ("" for anonymous).
+	// Servers resolve it themselves; it is never logged.
+	Token         string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +89,13 @@ func (x *CallRequest) GetForwarded() bool {
 		return x.Forwarded
 	}
 	return false
+}
+
+func (x *CallRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 type CallReply struct {
@@ -325,7 +335,9 @@ func (x *JoinReply) GetLeader() string {
 }
 
 type WatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's ACL token secret.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +370,13 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
 	return file_warren_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 type WatchEvent struct {
@@ -427,11 +446,12 @@ var File_warren_proto protoreflect.FileDescriptor
 
 const file_warren_proto_rawDesc = "" +
 	"\n" +
-	"\fwarren.proto\x12\rwarren.rpc.v1\"W\n" +
+	"\fwarren.proto\x12\rwarren.rpc.v1\"m\n" +
 	"\vCallRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\x1f\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\tR\x05token\"\x1f\n" +
 	"\tCallReply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\"\xc6\x01\n" +
 	"\n" +
@@ -450,8 +470,9 @@ const file_warren_proto_rawDesc = "" +
 	"\tJoinReply\x12-\n" +
 	"\x04self\x18\x01 \x01(\v2\x19.warren.rpc.v1.ServerInfoR\x04self\x12/\n" +
 	"\x05known\x18\x02 \x03(\v2\x19.warren.rpc.v1.ServerInfoR\x05known\x12\x16\n" +
-	"\x06leader\x18\x03 \x01(\tR\x06leader\"\x0e\n" +
-	"\fWatchRequest\"R\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\"$\n" +
+	"\fWatchRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"R\n" +
 	"\n" +
 	"WatchEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +

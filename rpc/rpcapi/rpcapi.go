@@ -24,6 +24,7 @@ func RootsToAPI(r *rpc.CARootsReply) *api.CARootList {
 
 // CAConfigToAPI converts a CA config reply to its HTTP shape.
 func CAConfigToAPI(r *rpc.CAConfigReply) *api.CAConfiguration {
+	csr := max(r.Config.CSRMaxPerSecond, 0) // negative (no limit) is Consul's 0
 	return &api.CAConfiguration{
 		Provider: "consul",
 		Config: api.CAProviderConfig{
@@ -32,6 +33,8 @@ func CAConfigToAPI(r *rpc.CAConfigReply) *api.CAConfiguration {
 			RootCertTTL:         api.Duration(r.Config.RootTTL),
 			PrivateKeyType:      r.Config.KeyType,
 			PrivateKeyBits:      r.Config.KeyBits,
+			CSRMaxPerSecond:     &csr,
+			JWTTTL:              api.Duration(r.Config.JWTTTL),
 		},
 		CreateIndex: r.CreateIndex,
 		ModifyIndex: r.ModifyIndex,
@@ -47,9 +50,23 @@ func CAConfigFromAPI(c *api.CAConfiguration) *rpc.CAConfigSetRequest {
 			LeafTTL:         time.Duration(c.Config.LeafCertTTL),
 			IntermediateTTL: time.Duration(c.Config.IntermediateCertTTL),
 			RootTTL:         time.Duration(c.Config.RootCertTTL),
+			JWTTTL:          time.Duration(c.Config.JWTTTL),
+			CSRMaxPerSecond: csrRateFromAPI(c.Config.CSRMaxPerSecond),
 		},
 		Rotate: c.Config.RotateRoot,
 	}
+}
+
+// csrRateFromAPI maps Consul's CSRMaxPerSecond (absent: the default; 0: no
+// limit) to connect.CAConfig's (0: the default; negative: no limit).
+func csrRateFromAPI(v *float64) float64 {
+	switch {
+	case v == nil:
+		return 0
+	case *v <= 0:
+		return -1
+	}
+	return *v
 }
 
 // IntentionApplyFromAPI builds an apply request.

@@ -112,7 +112,9 @@ func Logger(name string) *slog.Logger {
 func (c *Cluster) Start(n *Node) {
 	c.t.Helper()
 	cfg := n.Config
-	cfg.Logger = Logger(n.Name)
+	if cfg.Logger == nil { // an Option may set its own
+		cfg.Logger = Logger(n.Name)
+	}
 	var srv *server.Server
 	var err error
 	// The port may take a moment to be free again after a stop.
@@ -128,7 +130,11 @@ func (c *Cluster) Start(n *Node) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.Server, n.cancel, n.done = srv, cancel, make(chan error, 1)
 	go func() { n.done <- srv.Run(ctx) }()
-	n.HTTP = httptest.NewServer(httpapi.New(httpapi.Config{Backend: srv, Logger: Logger(n.Name), Datacenter: cfg.Datacenter}))
+	hc := httpapi.Config{Backend: srv, Logger: Logger(n.Name), Datacenter: cfg.Datacenter}
+	if cfg.ACL.Enabled {
+		hc.ACL = srv
+	}
+	n.HTTP = httptest.NewServer(httpapi.New(hc))
 }
 
 // Stop stops a node cleanly; its data dir stays for a restart.

@@ -107,6 +107,7 @@ func (n *clusterNode) client(t *testing.T) *consulapi.Client {
 	t.Helper()
 	cl, err := consulapi.NewClient(&consulapi.Config{
 		Address:    n.HTTP(),
+		Token:      clusterMgmtToken,
 		HttpClient: &http.Client{Timeout: 10 * time.Second},
 	})
 	if err != nil {
@@ -258,12 +259,28 @@ func (c *testCluster) newNode(t *testing.T, name string, server bool, join []str
 	if server {
 		n.args = append(n.args, "-bootstrap-expect", "3")
 	}
+	// ACLs are on, as in production: the servers make the management
+	// token, every node calls the servers with it, and the tests' clients
+	// send it (client, run, the raw requests).
+	n.args = append(n.args, "-hcl", clusterACL(server))
 	for _, j := range join {
 		n.args = append(n.args, "-retry-join", j)
 	}
 	n.args = append(n.args, o.extra...)
 	c.all = append(c.all, n)
 	return n
+}
+
+// clusterMgmtToken is the e2e clusters' management token.
+const clusterMgmtToken = "5b3e1f0a-9c2d-4e8f-a7b6-1d2c3e4f5a6b"
+
+func clusterACL(server bool) string {
+	initial := ""
+	if server {
+		initial = fmt.Sprintf("initial_management = %q\n", clusterMgmtToken)
+	}
+	return fmt.Sprintf("acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n %sagent = %q\n }\n}\n",
+		initial, clusterMgmtToken)
 }
 
 // addAgent starts one more agent joined to the servers and waits for its
@@ -546,6 +563,7 @@ func TestCluster(t *testing.T) {
 	t.Run("RegistrationSurvivesKill9", func(t *testing.T) { testRegistrationSurvivesKill9(t, c) })
 	t.Run("ConfigFileService", func(t *testing.T) { testConfigFileService(t, c) })
 	t.Run("DNS", func(t *testing.T) { testDNS(t, c) })
+	t.Run("ACLs", func(t *testing.T) { testACLs(t, c) })
 }
 
 func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
@@ -729,6 +747,7 @@ func testAntiEntropyRestores(t *testing.T, c *testCluster) {
 	// Delete the entry behind the agent's back.
 	body := strings.NewReader(`{"Node":"a1","ServiceID":"ae-a1"}`)
 	req, _ := http.NewRequest("PUT", "http://"+s1.HTTP()+"/v1/catalog/deregister", body)
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)

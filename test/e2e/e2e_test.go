@@ -136,6 +136,8 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	cmd := exec.CommandContext(ctx, warrenBin, args...)
 	// The race detector otherwise sleeps 1 s at every exit.
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	// The clusters' management token; processes without ACLs ignore it.
+	cmd.Env = append(cmd.Env, "WARREN_HTTP_TOKEN="+clusterMgmtToken)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

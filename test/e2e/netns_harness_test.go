@@ -23,6 +23,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,7 +288,7 @@ type nsProc struct {
 	paused bool
 }
 
-func (p *nsProc) httpBase() string { return "http://" + net.JoinHostPort(p.host.ip, "8500") }
+func (p *nsProc) httpBase() string { return "https://" + net.JoinHostPort(p.host.ip, "8501") }
 func (p *nsProc) rpcAddr() string  { return net.JoinHostPort(p.host.ip, "8300") }
 
 func (p *nsProc) start() error {
@@ -393,6 +395,9 @@ type nsCluster struct {
 	all     []*nsProc
 	http    *http.Client
 	mounts  []string // tmpfs mount points, unmounted after the processes die
+	// TLS: every process binds a non-loopback address, so RPC is mutual
+	// TLS and the API is HTTPS on 8501 (cli refuses plaintext there).
+	serverConf, agentConf string
 }
 
 type nsClusterOpts struct {
@@ -412,10 +417,13 @@ func startNSCluster(t *testing.T, o nsClusterOpts) *nsCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &nsCluster{t: t, net: n, dir: t.TempDir(), logDir: logDir, http: &http.Client{
-		Timeout:   4 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext},
-	}}
+	c := &nsCluster{t: t, net: n, dir: t.TempDir(), logDir: logDir}
+	caPool := c.makePKI()
+	c.http = &http.Client{
+		Timeout: 4 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			TLSClientConfig: &tls.Config{RootCAs: caPool, ServerName: "localhost"}},
+	}
 	t.Cleanup(c.cleanup)
 	var serverIPs []string
 	for i := 1; i <= o.servers; i++ {
@@ -467,12 +475,51 @@ func (c *nsCluster) newProc(h *nsHost, server bool) *nsProc {
 	if server {
 		mode = "server"
 	}
-	p.args = []string{mode, "-node", h.name, "-data-dir", p.dataDir, "-bind", h.ip, "-client", h.ip, "-retry-interval", "1s"}
+	conf := c.agentConf
+	if server {
+		conf = c.serverConf
+	}
+	p.args = []string{mode, "-node", h.name, "-data-dir", p.dataDir, "-bind", h.ip, "-client", h.ip, "-retry-interval", "1s", "-config-file", conf,
+		"-hcl", clusterACL(server)}
 	if err := os.MkdirAll(p.dataDir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
 	c.all = append(c.all, p)
 	return p
+}
+
+// makePKI makes a CA, a server and a client certificate with `warren tls`
+// and the config files that use them; it returns the CA pool.
+func (c *nsCluster) makePKI() *x509.CertPool {
+	t := c.t
+	dir := filepath.Join(c.dir, "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, caKey := filepath.Join(dir, "warren-agent-ca.pem"), filepath.Join(dir, "warren-agent-ca-key.pem")
+	for _, args := range [][]string{{"tls", "ca", "create"}, {"tls", "cert", "create", "-server", "-ca", ca, "-key", caKey},
+		{"tls", "cert", "create", "-client", "-ca", ca, "-key", caKey}} {
+		if out, errOut, code := run(t, append(args, "-dir", dir)...); code != 0 {
+			t.Fatalf("warren %v: %s%s", args, out, errOut)
+		}
+	}
+	conf := func(name, kind string) string {
+		path := filepath.Join(dir, name)
+		body := fmt.Sprintf("tls {\n  defaults {\n    ca_file = %q\n    cert_file = %q\n    key_file = %q\n  }\n}\nports {\n  http = -1\n}\n",
+			ca, filepath.Join(dir, "dc1-"+kind+"-warren-0.pem"), filepath.Join(dir, "dc1-"+kind+"-warren-0-key.pem"))
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	c.serverConf, c.agentConf = conf("server.hcl", "server"), conf("agent.hcl", "client")
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return pool
 }
 
 // mountTmpfs mounts a tmpfs of size bytes on dir; cleanup unmounts it.
@@ -545,7 +592,9 @@ func poll(timeout time.Duration, cond func() error) error {
 
 // getJSON GETs path from p into v; a non-200 answer is an error.
 func (c *nsCluster) getJSON(p *nsProc, path string, v any) error {
-	resp, err := c.http.Get(p.httpBase() + path)
+	req, _ := http.NewRequest(http.MethodGet, p.httpBase()+path, nil)
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -564,6 +613,7 @@ func (c *nsCluster) put(p *nsProc, path string, body any) (int, []byte, error) {
 		return 0, nil, err
 	}
 	req, _ := http.NewRequest(http.MethodPut, p.httpBase()+path, bytes.NewReader(b))
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, err

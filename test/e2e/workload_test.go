@@ -126,6 +126,18 @@ func workloadChild(role, socket string, args []string) int {
 		got, _ := spiffeid.FromURI(c.ConnectionState().PeerCertificates[0].URIs[0])
 		svid, _ := src.GetX509SVID()
 		return report(childReport{IDs: []string{svid.ID.String()}, Peer: got.String(), Msg: strings.TrimSpace(msg)})
+	case "jwt-fetch": // a JWT-SVID for audience args[0]; the token in Msg
+		svid, err := workloadapi.FetchJWTSVID(ctx, jwtsvid.Params{Audience: args[0]}, workloadapi.WithAddr("unix://"+socket))
+		if err != nil {
+			return fail(err)
+		}
+		return report(childReport{IDs: []string{svid.ID.String()}, Msg: svid.Marshal()})
+	case "jwt-validate": // validate token args[1] for audience args[0]
+		svid, err := workloadapi.ValidateJWTSVID(ctx, args[1], args[0], workloadapi.WithAddr("unix://"+socket))
+		if err != nil {
+			return fail(err)
+		}
+		return report(childReport{IDs: []string{svid.ID.String()}})
 	}
 	fmt.Fprintln(os.Stderr, "unknown role", role)
 	return 2
@@ -209,7 +221,8 @@ func registerWithIdentity(t *testing.T, httpAddr, name string, uid int, path str
 // by uid (and executable path), and complete an mTLS handshake with each
 // other, each authorizing the other's exact ID; a caller no service selects
 // gets PermissionDenied; a call without the security header gets
-// InvalidArgument; with a leaf TTL of a few seconds a watching client gets
+// InvalidArgument; JWT-SVIDs are fetched and validated across users and a
+// root rotation (testJWTSVIDs); with a leaf TTL of a few seconds a watching client gets
 // each new SVID before the previous one expires.
 func TestWorkloadAPIAgainstDev(t *testing.T) {
 	if os.Getuid() != 0 {
@@ -358,8 +371,8 @@ func TestWorkloadAPIAgainstDev(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := c.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "x"}); status.Code(err) != codes.Unimplemented {
-			t.Fatalf("FetchJWTSVID: %v, want Unimplemented", err)
+		if s, err := c.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "x"}); err != nil || s.ID.String() != id("watcher") {
+			t.Fatalf("FetchJWTSVID with the header: %v %v", s, err)
 		}
 	})
 
@@ -411,6 +424,99 @@ func TestWorkloadAPIAgainstDev(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("JWT-SVIDs", func(t *testing.T) { testJWTSVIDs(t, cl, bin, socket, id) })
+}
+
+// testJWTSVIDs: JWT-SVIDs from the real agent, fetched and validated by
+// workloads of other users with go-spiffe's client; then a root rotation
+// after which the JWT bundle holds the old and the new key and tokens of
+// both validate.
+func testJWTSVIDs(t *testing.T, cl *consulapi.Client, bin, socket string, id func(string) string) {
+	fetch := func(uid uint32, aud string) childReport {
+		t.Helper()
+		out, err := childAs(bin, uid, "jwt-fetch", socket, aud).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lastReport(t, fmt.Sprintf("jwt-fetch uid %d", uid), out)
+	}
+	validate := func(uid uint32, aud, tok string) childReport {
+		t.Helper()
+		out, err := childAs(bin, uid, "jwt-validate", socket, aud, tok).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lastReport(t, fmt.Sprintf("jwt-validate uid %d", uid), out)
+	}
+	web := fetch(1001, "A")
+	if web.Err != "" || len(web.IDs) != 1 || web.IDs[0] != id("web") || web.Msg == "" {
+		t.Fatalf("uid 1001 JWT-SVID: %+v", web)
+	}
+	// Another workload (api, uid 1002) validates web's token.
+	if r := validate(1002, "A", web.Msg); r.Err != "" || r.IDs[0] != id("web") {
+		t.Fatalf("validate for A: %+v", r)
+	}
+	if r := validate(1002, "B", web.Msg); r.Code != codes.InvalidArgument.String() || !strings.Contains(r.Err, "audience") {
+		t.Fatalf("validate a token for A as B: %+v, want InvalidArgument (audience)", r)
+	}
+	parts := strings.Split(web.Msg, ".")
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	if r := validate(1002, "A", forged); r.Code != codes.InvalidArgument.String() {
+		t.Fatalf("validate a token with a forged signature: %+v, want InvalidArgument", r)
+	}
+	// Cached: the same token again (well within half its 5 min life).
+	if again := fetch(1001, "A"); again.Msg != web.Msg {
+		t.Error("a second fetch for the same audience signed a new token")
+	}
+	if r := fetch(1003, "A"); r.Code != codes.PermissionDenied.String() {
+		t.Fatalf("uid 1003 JWT-SVID: %+v, want PermissionDenied", r)
+	}
+	if r := validate(1003, "A", web.Msg); r.Code != codes.PermissionDenied.String() {
+		t.Fatalf("uid 1003 ValidateJWTSVID: %+v, want PermissionDenied", r)
+	}
+
+	// Root rotation.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := workloadapi.New(ctx, workloadapi.WithAddr("unix://"+socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	td := spiffeid.RequireTrustDomainFromString(strings.Split(strings.TrimPrefix(id("x"), "spiffe://"), "/")[0])
+	keys := func() int {
+		set, err := c.FetchJWTBundles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := set.GetJWTBundleForTrustDomain(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b.JWTAuthorities())
+	}
+	if n := keys(); n != 1 {
+		t.Fatalf("JWT bundle before the rotation: %d keys", n)
+	}
+	if _, err := cl.Connect().CASetConfig(&consulapi.CAConfig{Provider: "consul", Config: map[string]any{"LeafCertTTL": "5s", "RotateRoot": true}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if n := keys(); n != 2 {
+			return fmt.Errorf("JWT bundle holds %d keys", n)
+		}
+		return nil
+	})
+	fresh := fetch(1001, "A")
+	if fresh.Err != "" || fresh.Msg == web.Msg {
+		t.Fatalf("JWT-SVID after the rotation: %+v (the same token as before: %t)", fresh, fresh.Msg == web.Msg)
+	}
+	for name, tok := range map[string]string{"old key": web.Msg, "new key": fresh.Msg} {
+		if r := validate(1002, "A", tok); r.Err != "" || r.IDs[0] != id("web") {
+			t.Errorf("token of the %s after the rotation: %+v", name, r)
+		}
+	}
 }
 
 type x509Watcher func(*workloadapi.X509Context)
