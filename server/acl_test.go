@@ -362,3 +362,42 @@ func do(t *testing.T, req *http.Request) *http.Response {
 	resp.Body.Close()
 	return resp
 }
+
+// TestACLBootstrapOnce: a cluster without an initial management token is
+// bootstrapped once through the API; the token it returns manages, a
+// second bootstrap is refused, and the bootstrap token's secret is not in
+// the token list.
+func TestACLBootstrapOnce(t *testing.T) {
+	c := servertest.New(t, 1, func(c *server.Config) { c.ACL = server.ACLConfig{Enabled: true} })
+	n := c.WaitLeader()
+	anon := tokenClient(t, n, "")
+	if _, _, err := anon.Catalog().Services(nil); err != nil {
+		t.Fatalf("anonymous read before bootstrap: %v", err)
+	}
+	tok, _, err := anon.ACL().Bootstrap()
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	if tok.SecretID == "" || len(tok.Policies) != 1 || tok.Policies[0].Name != "global-management" {
+		t.Fatalf("bootstrap token: %+v", tok)
+	}
+	if _, _, err := anon.ACL().Bootstrap(); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "no longer allowed") {
+		t.Fatalf("second bootstrap: %v", err)
+	}
+	mgmt := tokenClient(t, n, tok.SecretID)
+	list, _, err := mgmt.ACL().TokenList(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list {
+		if e.SecretID != "" {
+			t.Errorf("token %s listed with a secret", e.AccessorID)
+		}
+	}
+	if _, _, err := mgmt.ACL().PolicyList(nil); err != nil {
+		t.Errorf("management token lists policies: %v", err)
+	}
+	if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n", Address: "10.0.0.1"}, nil); err != nil {
+		t.Errorf("management token registers: %v", err)
+	}
+}
