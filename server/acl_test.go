@@ -243,6 +243,28 @@ func TestACLRolesIdentitiesAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := tokenClient(t, n, tok.SecretID)
+
+	// Clone, list filters and replication status, as the Consul client
+	// calls them.
+	clone, _, err := mgmt.ACL().TokenClone(tok.AccessorID, "a copy", nil)
+	if err != nil || clone.SecretID == "" || clone.AccessorID == tok.AccessorID || clone.Description != "a copy" ||
+		len(clone.Roles) != 1 || len(clone.ServiceIdentities) != 1 {
+		t.Fatalf("clone: %+v, %v", clone, err)
+	}
+	var byRole []string
+	if list, _, err := mgmt.ACL().TokenListFiltered(consulapi.ACLTokenFilterOptions{Role: role.ID}, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range list {
+			byRole = append(byRole, e.AccessorID)
+		}
+	}
+	if len(byRole) != 2 {
+		t.Errorf("tokens with role %s: %v, want the token and its clone", role.Name, byRole)
+	}
+	if rep, _, err := mgmt.ACL().Replication(nil); err != nil || rep.Enabled {
+		t.Errorf("replication status: %+v, %v", rep, err)
+	}
 	if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n1", Address: "10.0.0.1"}, nil); err != nil {
 		t.Fatal(err)
 	}
