@@ -85,10 +85,10 @@ type handler struct {
 	acl          ACLResolver
 	aclBackend   ACLBackend
 	defaultToken string
-	maxBody    int64
-	blocking   *limits.PerKey
-	rejections *limits.Rejections
-	audit      Auditor
+	maxBody      int64
+	blocking     *limits.PerKey
+	rejections   *limits.Rejections
+	audit        Auditor
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a

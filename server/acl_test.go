@@ -423,3 +423,67 @@ func TestACLBootstrapOnce(t *testing.T) {
 		t.Errorf("management token registers: %v", err)
 	}
 }
+
+// TestACLBlockingQueriesShareNoAnswers: watchers with different tokens,
+// woken by the same change, each get their own token's view (blocking
+// answers are encoded once per change and shared, but only between
+// requests made with the same token).
+func TestACLBlockingQueriesShareNoAnswers(t *testing.T) {
+	c := aclCluster(t, 1)
+	n := c.WaitLeader()
+	mgmt := waitMgmt(t, n)
+	pol, _, err := mgmt.ACL().PolicyCreate(&consulapi.ACLPolicy{Name: "web-read",
+		Rules: "service \"web\" {\n policy = \"read\"\n}\nnode_prefix \"\" {\n policy = \"read\"\n}\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webTok, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Policies: []*consulapi.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := func(svc string) {
+		t.Helper()
+		if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n1", Address: "10.0.0.1",
+			Service: &consulapi.AgentService{ID: svc, Service: svc}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("web")
+	reg("db")
+	_, meta, err := mgmt.Catalog().Services(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		svcs map[string][]string
+		err  error
+	}
+	watch := func(token string) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			s, _, err := tokenClient(t, n, token).Catalog().Services(&consulapi.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 10 * time.Second})
+			ch <- answer{s, err}
+		}()
+		return ch
+	}
+	// Many watchers of each kind, so both kinds are woken together.
+	var webW, mgmtW []<-chan answer
+	for range 20 {
+		webW = append(webW, watch(webTok.SecretID))
+		mgmtW = append(mgmtW, watch(testMgmtToken))
+	}
+	time.Sleep(300 * time.Millisecond)
+	reg("cache")
+	for i := range webW {
+		w, m := <-webW[i], <-mgmtW[i]
+		if w.err != nil || m.err != nil {
+			t.Fatalf("watch: %v / %v", w.err, m.err)
+		}
+		if _, ok := w.svcs["db"]; ok || len(w.svcs) != 1 {
+			t.Fatalf("web-read watcher got %v", w.svcs)
+		}
+		if len(m.svcs) != 3 {
+			t.Fatalf("management watcher got %v", m.svcs)
+		}
+	}
+}
