@@ -286,6 +286,8 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 		return http.StatusBadRequest, fe.Error(), false
 	case errors.Is(err, catalog.ErrInvalid):
 		return http.StatusBadRequest, err.Error(), false
+	case errors.Is(err, catalog.ErrMaybeApplied):
+		return http.StatusServiceUnavailable, "The cluster lost its leader while committing this write: it may or may not have been applied", false
 	case errors.Is(err, catalog.ErrNoLeader):
 		return http.StatusServiceUnavailable, "No cluster leader", false
 	case errors.Is(err, catalog.ErrNotFound):
