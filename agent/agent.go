@@ -65,6 +65,8 @@ type Config struct {
 	Logger           *slog.Logger
 	// Metrics gets the agent's metrics; nil discards them.
 	Metrics prometheus.Registerer
+	// ProxyDefaults is the proxy config every local sidecar starts from.
+	ProxyDefaults ProxyDefaults
 
 	// CheckOutputMaxSize is check_output_max_size (0: the catalog's
 	// 4096); each cut output is counted in Rejections (nil: not counted).
@@ -104,6 +106,9 @@ var _ httpapi.Agent = (*Agent)(nil)
 func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
+	}
+	if err := cfg.ProxyDefaults.Validate(); err != nil {
+		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, fromConfig: map[string]bool{}, sidecars: map[string]string{}, updates: make(chan checks.Update, 1024),
 		identities: map[string]workloadSelector{}, identitiesChanged: make(chan struct{})}

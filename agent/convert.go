@@ -35,6 +35,9 @@ func serviceFromRegistration(r *api.AgentServiceRegistration, src checks.Source,
 	if err := catalog.ValidateService(svc); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := checkProxyOptions(svc); err != nil {
+		return nil, nil, nil, err
+	}
 	if err := validateIdentity(r.Identity); err != nil {
 		return nil, nil, nil, err
 	}

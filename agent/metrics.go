@@ -15,12 +15,25 @@ type agentMetrics struct {
 	syncs        *prometheus.CounterVec
 }
 
-var descMembers = prometheus.NewDesc("warren_gossip_members", "Members of the gossip pool, by status.", []string{"status"}, nil)
+var (
+	descMembers    = prometheus.NewDesc("warren_gossip_members", "Members of the gossip pool, by status.", []string{"status"}, nil)
+	descSuspicions = prometheus.NewDesc("warren_gossip_suspicions_total",
+		"Probe failures: members this node marked suspect because a probe of them failed, here or at the member that told us first (memberlist.msg.suspect).", nil, nil)
+	descDegradedProbes = prometheus.NewDesc("warren_gossip_degraded_probes_total",
+		"Probe rounds run at a slowed interval because this node's own health was degraded (memberlist.degraded.probe).", nil, nil)
+	descHealthScore = prometheus.NewDesc("warren_gossip_health_score",
+		"Memberlist's local health score (0 is healthy; it rises when this node's own probes fail or go unanswered).", nil, nil)
+)
 
-// membersCollector counts gossip members at scrape time.
+// membersCollector counts gossip members and reads the failure detector's
+// counters at scrape time.
 type membersCollector struct{ a *Agent }
 
-func (c membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descMembers }
+func (c membersCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descMembers, descSuspicions, descDegradedProbes, descHealthScore} {
+		ch <- d
+	}
+}
 
 func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
@@ -32,6 +45,10 @@ func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n), status)
 	}
+	ps := c.a.cfg.Gossip.ProbeStats()
+	ch <- prometheus.MustNewConstMetric(descSuspicions, prometheus.CounterValue, float64(ps.Suspicions))
+	ch <- prometheus.MustNewConstMetric(descDegradedProbes, prometheus.CounterValue, float64(ps.DegradedProbes))
+	ch <- prometheus.MustNewConstMetric(descHealthScore, prometheus.GaugeValue, float64(ps.HealthScore))
 }
 
 func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {

@@ -3,10 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/gossip"
 	"github.com/warren-mesh/warren/rpc"
@@ -66,8 +69,25 @@ func (r *serverRouter) call(ctx context.Context, method string, req, reply any) 
 		if err == nil || !errors.Is(err, catalog.ErrNoLeader) {
 			return err
 		}
+		// A write that may have reached a server is not sent again
+		// (applied twice, it could undo another client's write made
+		// in between); the caller learns its outcome is unknown.
+		if userWrite(method) && rpc.MaybeSent(err) {
+			return fmt.Errorf("%w: %v", catalog.ErrMaybeApplied, err)
+		}
 	}
 	return err
+}
+
+// userWrite reports whether method changes state that other clients also
+// write (the catalog, intentions, ACLs), so that repeating it is not safe.
+func userWrite(method string) bool {
+	switch method {
+	case rpc.MethodRegister, rpc.MethodDeregister, rpc.MethodIntentionApply, rpc.MethodCAConfigSet:
+		return true
+	}
+	return strings.HasPrefix(method, "ACL.") && method != acl.MethodResolve && method != acl.MethodEnrollCA &&
+		!strings.HasSuffix(method, "Read") && !strings.HasSuffix(method, "List")
 }
 
 // NodeServices reads this node's catalog entry from the leader.

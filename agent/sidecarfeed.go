@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -185,7 +186,11 @@ func (f *SidecarFeed) update(ctx context.Context) {
 		if leaf == nil || td == "" || len(roots) == 0 || !haveIxns {
 			continue
 		}
-		in := f.input(s, td, roots, ixns, defaultAllow)
+		in, err := f.input(s, td, roots, ixns, defaultAllow)
+		if err != nil {
+			f.log.Error("sidecar snapshot not built", "sidecar", s.ID, "err", err)
+			continue
+		}
 		in.LeafCertPEM, in.LeafKeyPEM = leaf.CertPEM, leaf.PrivateKeyPEM
 		res, err := xds.BuildSidecar(in)
 		if err != nil {
@@ -211,9 +216,13 @@ func (f *SidecarFeed) update(ctx context.Context) {
 }
 
 // input is a sidecar's xDS input, certificates aside.
-func (f *SidecarFeed) input(s *catalog.Service, td string, roots []string, ixns []*connect.Intention, defaultAllow bool) *xds.SidecarInput {
+func (f *SidecarFeed) input(s *catalog.Service, td string, roots []string, ixns []*connect.Intention, defaultAllow bool) (*xds.SidecarInput, error) {
 	dc := f.a.cfg.Datacenter
 	p := s.Proxy
+	opts, err := f.a.cfg.ProxyDefaults.options(p)
+	if err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
 	in := &xds.SidecarInput{
 		ProxyID:             s.ID,
 		Service:             p.DestinationServiceName,
@@ -224,6 +233,7 @@ func (f *SidecarFeed) input(s *catalog.Service, td string, roots []string, ixns 
 		Datacenter:          dc,
 		RootsPEM:            roots,
 		DefaultAllow:        defaultAllow,
+		Options:             opts,
 	}
 	if net.ParseIP(s.Address) != nil {
 		in.PublicAddress = s.Address
@@ -246,7 +256,7 @@ func (f *SidecarFeed) input(s *catalog.Service, td string, roots []string, ixns 
 			Endpoints:        f.upstreamEndpoints(u.DestinationName),
 		})
 	}
-	return in
+	return in, nil
 }
 
 // upstreamEndpoints are the healthy sidecars of a service's healthy

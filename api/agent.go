@@ -51,6 +51,20 @@ type AgentServiceConnectProxyConfig struct {
 	LocalServiceAddress    string     `json:",omitempty"`
 	LocalServicePort       int        `json:",omitempty"`
 	Upstreams              []Upstream `json:",omitempty"`
+	// Config is the opaque proxy configuration; Warren's xDS reads
+	// envoy_prometheus_bind_addr, protocol and opentelemetry from it.
+	Config     map[string]any    `json:",omitempty"`
+	AccessLogs *AccessLogsConfig `json:",omitempty"`
+}
+
+// AccessLogsConfig is Consul's access log configuration of a proxy.
+type AccessLogsConfig struct {
+	Enabled             bool   `json:",omitempty"`
+	DisableListenerLogs bool   `json:",omitempty"`
+	Type                string `json:",omitempty"`
+	Path                string `json:",omitempty"`
+	JSONFormat          string `json:",omitempty"`
+	TextFormat          string `json:",omitempty"`
 }
 
 // Upstream is a service a proxy's application reaches on a local port.

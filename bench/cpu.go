@@ -55,6 +55,18 @@ func (m *cpuMeter) String() string {
 	return fmt.Sprintf("%s; total %.2f of %d cores", strings.Join(parts, ", "), total, runtime.NumCPU())
 }
 
+// serverSeconds is the CPU time the servers (not the bench) used since the
+// meter started.
+func (m *cpuMeter) serverSeconds() float64 {
+	total := 0.0
+	for i, pid := range m.pids {
+		if m.names[i] != "bench" {
+			total += cpuSeconds(pid) - m.start[i]
+		}
+	}
+	return total
+}
+
 // cpuSeconds is a process's user+system CPU time; 0 if unreadable.
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

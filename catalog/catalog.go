@@ -80,6 +80,24 @@ type ProxyConfig struct {
 	LocalServiceAddress    string `json:",omitempty"`
 	LocalServicePort       int
 	Upstreams              []Upstream `json:",omitempty"`
+	// Config is Consul's opaque proxy configuration (Proxy.Config): keys
+	// the xDS builders read (envoy_prometheus_bind_addr, protocol,
+	// opentelemetry) and any others, kept as given.
+	Config map[string]any `json:",omitempty"`
+	// AccessLogs configures the proxy's access logs (Consul's
+	// Proxy.AccessLogs).
+	AccessLogs *AccessLogs `json:",omitempty"`
+}
+
+// AccessLogs is Consul's AccessLogsConfig: whether a proxy logs the
+// connections and requests it handles, where, and in what format.
+type AccessLogs struct {
+	Enabled             bool   `json:",omitempty"`
+	DisableListenerLogs bool   `json:",omitempty"`
+	Type                string `json:",omitempty"` // stdout (default), stderr or file
+	Path                string `json:",omitempty"` // for type file
+	JSONFormat          string `json:",omitempty"`
+	TextFormat          string `json:",omitempty"`
 }
 
 // Upstream is a service a proxy's application calls through a local port.

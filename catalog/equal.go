@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 )
 
@@ -28,7 +29,52 @@ func (p *ProxyConfig) sameAs(o *ProxyConfig) bool {
 	}
 	return p.DestinationServiceName == o.DestinationServiceName && p.DestinationServiceID == o.DestinationServiceID &&
 		p.LocalServiceAddress == o.LocalServiceAddress && p.LocalServicePort == o.LocalServicePort &&
-		slices.Equal(p.Upstreams, o.Upstreams)
+		slices.Equal(p.Upstreams, o.Upstreams) && sameAccessLogs(p.AccessLogs, o.AccessLogs) &&
+		(len(p.Config) == 0 && len(o.Config) == 0 || reflect.DeepEqual(p.Config, o.Config))
+}
+
+func sameAccessLogs(a, b *AccessLogs) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// clone returns a deep copy of the proxy configuration; nil stays nil.
+func (p *ProxyConfig) clone() *ProxyConfig {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Upstreams = slices.Clone(p.Upstreams)
+	if p.AccessLogs != nil {
+		l := *p.AccessLogs
+		c.AccessLogs = &l
+	}
+	if p.Config != nil {
+		c.Config = cloneOpaque(p.Config).(map[string]any)
+	}
+	return &c
+}
+
+// cloneOpaque deep-copies a value decoded from JSON (maps, slices and
+// scalars).
+func cloneOpaque(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = cloneOpaque(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(v))
+		for i, e := range v {
+			l[i] = cloneOpaque(e)
+		}
+		return l
+	}
+	return v
 }
 
 // Clone returns a deep copy of the node.
@@ -45,10 +91,6 @@ func (s *Service) Clone() *Service {
 	c.Tags = slices.Clone(s.Tags)
 	c.TaggedAddresses = maps.Clone(s.TaggedAddresses)
 	c.Meta = maps.Clone(s.Meta)
-	if s.Proxy != nil {
-		p := *s.Proxy
-		p.Upstreams = slices.Clone(s.Proxy.Upstreams)
-		c.Proxy = &p
-	}
+	c.Proxy = s.Proxy.clone()
 	return &c
 }

@@ -20,8 +20,15 @@ var (
 	// ErrRateLimited means a rate limit refused the request; the caller
 	// should back off and retry.
 	ErrRateLimited = errors.New("rate limit exceeded, retry")
+	// ErrMaybeApplied is a write whose outcome is unknown: the leader was
+	// lost after it may have committed it. Retrying it could apply it
+	// again after other clients' writes, so it is never retried for the
+	// caller (HTTP 503 saying so).
+	ErrMaybeApplied = errors.New("the write may or may not have been applied")
 	// ErrPermissionDenied is a request its ACL token does not allow
-	// (HTTP 403 "Permission denied", as Consul answers).
+	// (HTTP 403 "Permission denied", as Consul answers; Consul's clients
+	// match that text).
+	//lint:ignore ST1005 Consul's wire text, which clients match.
 	ErrPermissionDenied = errors.New("Permission denied")
 	// ErrACLNotFound is a request whose token matches no token (HTTP 403
 	// "ACL not found", as Consul answers).

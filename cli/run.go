@@ -57,7 +57,11 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: warren validate DIR")
 		return ExitUsage
 	}
-	if _, err := config.LoadDir(args[0]); err != nil {
+	cfg, err := config.LoadDir(args[0])
+	if err == nil {
+		err = proxyDefaults(cfg.ProxyDefaults).Validate() // the xDS builders read these keys
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitError
 	}
@@ -369,6 +373,8 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		Reload: reload, Gossip: p.gossip, Pool: p.pool, Version: Version, NoView: p.server != nil,
 		Metrics: p.reg,
 		Logger:  log.With("subsystem", "agent"),
+		// Mesh telemetry (issue 9): sidecars' stats listener, access logs, tracing.
+		ProxyDefaults: proxyDefaults(cfg.ProxyDefaults),
 
 		CheckOutputMaxSize: cfg.CheckOutputMaxSize, Rejections: p.rejections,
 	})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/warren-mesh/warren/agent"
+	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/config"
 	"github.com/warren-mesh/warren/httpapi"
 )
@@ -137,4 +139,14 @@ func keepRecentLogs(ctx context.Context, cfg *config.Config, log *slog.Logger, l
 	ring := newLogRing(recentLogBytes)
 	tee := slog.New(slog.NewMultiHandler(log.Handler(), slog.NewTextHandler(ring, &slog.HandlerOptions{Level: level})))
 	return tee, withLogRing(ctx, ring)
+}
+
+// proxyDefaults converts the proxy_defaults stanza for the agent.
+func proxyDefaults(d config.ProxyDefaults) agent.ProxyDefaults {
+	out := agent.ProxyDefaults{Config: d.Config}
+	if d.AccessLogs != nil {
+		l := catalog.AccessLogs(*d.AccessLogs)
+		out.AccessLogs = &l
+	}
+	return out
 }

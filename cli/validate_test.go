@@ -42,6 +42,8 @@ func TestValidate(t *testing.T) {
 		{name: "missing dir", files: nil, code: ExitError,
 			stderr: "config dir $DIR: open $DIR: no such file or directory\n" +
 				"data_dir: required in agent mode: set data_dir in a config file or use -data-dir\n"},
+		{name: "bad proxy_defaults value", files: map[string]string{"a.hcl": "data_dir = \"/d\"\nproxy_defaults {\n  config {\n    envoy_prometheus_bind_addr = \"nowhere\"\n  }\n}\n"},
+			code: ExitError, stderr: "proxy_defaults: envoy_prometheus_bind_addr: \"nowhere\" is not ip:port\n"},
 		{name: "no dir argument", noDirArg: true, code: ExitUsage, stderr: "usage: warren validate DIR\n"},
 	}
 	for _, tt := range tests {

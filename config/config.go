@@ -118,6 +118,9 @@ type Config struct {
 	// temporary one.
 	WorkloadSocket string
 
+	// ProxyDefaults is the proxy config every local sidecar starts from
+	// (key proxy_defaults).
+	ProxyDefaults ProxyDefaults
 	// Limits bound what one client may cost this process (limits { }
 	// block and check_output_max_size; config/limits.go).
 	Limits Limits

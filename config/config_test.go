@@ -85,6 +85,16 @@ func TestLoad_FullConfig(t *testing.T) {
 		EnableDebug: true,
 
 		WorkloadSocket: "/run/warren-test/workload.sock",
+
+		ProxyDefaults: ProxyDefaults{
+			Config: map[string]any{
+				"protocol":                   "http",
+				"envoy_prometheus_bind_addr": "0.0.0.0:9102",
+				"opentelemetry":              map[string]any{"collector_address": "127.0.0.1:4317", "service_name": "edge"},
+			},
+			AccessLogs: &api.AccessLogsConfig{Enabled: true, DisableListenerLogs: true, Type: "file",
+				Path: "/var/log/envoy/access.log", JSONFormat: `{"code": "%RESPONSE_CODE%"}`},
+		},
 		ACL: ACLConfig{Enabled: true, DefaultPolicy: "allow", EnableTokenForDNS: true, Tokens: ACLTokens{
 			InitialManagement: "00000000-1111-2222-3333-444444444444",
 			Agent:             "aaaaaaaa-1111-2222-3333-444444444444",
@@ -196,6 +206,11 @@ func TestFullConfigSetsEveryKey(t *testing.T) {
 				t.Errorf("%s does not set %s", file, f.key)
 			}
 		}
+		for _, k := range proxyDefaultsKeys() {
+			if b.src[k] == "" {
+				t.Errorf("%s does not set %s", file, k)
+			}
+		}
 		// Service definitions: every field of a service and of a check,
 		// with check_id (an alias of id) spelled somewhere too.
 		svcSet := map[string]bool{}
@@ -253,7 +268,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			ACL:     ACLConfig{DefaultPolicy: "deny"},
 			Connect: defaultConnect(),
-			Limits: defLimits, CheckOutputMaxSize: defOutput,
+			Limits:  defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeServer, []string{"-data-dir", "/d"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -262,8 +277,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
 			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
-			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
-			Limits:         defLimits, CheckOutputMaxSize: defOutput,
+			ACL:    ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits: defLimits, CheckOutputMaxSize: defOutput,
 		}},
 		{ModeAgent, []string{"-data-dir", "/d", "-bind", "10.9.9.9"}, Config{
 			Mode: ModeAgent, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
@@ -272,8 +287,8 @@ func TestLoad_Defaults(t *testing.T) {
 			RetryInterval:    30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS, LeaveOnTerminate: true,
 			WorkloadSocket: DefaultWorkloadSocket, Connect: defaultConnect(),
-			ACL: ACLConfig{Enabled: true, DefaultPolicy: "deny"},
-			Limits:         defLimits, CheckOutputMaxSize: defOutput,
+			ACL:    ACLConfig{Enabled: true, DefaultPolicy: "deny"},
+			Limits: defLimits, CheckOutputMaxSize: defOutput,
 		}},
 	}
 	for _, tt := range tests {

@@ -135,10 +135,10 @@ func schema(prefix string) *hcl.BodySchema {
 		// service { ... }) or as values (node_meta = { ... }, services =
 		// [{ ... }]). JSON takes the value form, which covers both
 		// "service": {...} and "service": [{...}, ...].
-		for _, k := range []string{nodeMetaKey, serviceKey, servicesKey} {
+		for _, k := range []string{nodeMetaKey, serviceKey, servicesKey, proxyDefaultsKey} {
 			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: k})
 		}
-		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: serviceKey}, hcl.AttributeSchema{Name: servicesKey})
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: serviceKey}, hcl.AttributeSchema{Name: servicesKey}, hcl.AttributeSchema{Name: proxyDefaultsKey})
 	}
 	for _, f := range fields {
 		if name, ok := strings.CutPrefix(f.key, prefix); ok && !strings.Contains(name, ".") {
@@ -202,6 +202,12 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 			services = append(services, b.exprObjects(attr.Expr, key)...)
 			continue
 		}
+		if key == proxyDefaultsKey {
+			if o, ok := b.exprObject(key, attr.Expr); ok {
+				b.decodeProxyDefaults(o)
+			}
+			continue
+		}
 		b.decodeAttr(key, attr, fieldPtr(&b.cfg, key))
 	}
 	seen := map[string]bool{}
@@ -209,6 +215,8 @@ func (b *builder) decodeBody(body hcl.Body, prefix string) {
 		switch blk.Type {
 		case serviceKey, servicesKey:
 			services = append(services, b.bodyObject(blk.DefRange, blk.Body, blk.Type))
+		case proxyDefaultsKey:
+			b.decodeProxyDefaults(b.bodyObject(blk.DefRange, blk.Body, proxyDefaultsKey))
 		case nodeMetaKey:
 			o := b.bodyObject(blk.DefRange, blk.Body, nodeMetaKey)
 			b.decodeMember(nodeMetaKey, member{name: nodeMetaKey, rng: blk.TypeRange, obj: &o}, &b.cfg.NodeMeta)

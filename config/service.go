@@ -282,6 +282,12 @@ func (b *builder) decodeProxy(path string, m member) *api.AgentServiceConnectPro
 			b.decodeValue(epath, e, &p.LocalServiceAddress)
 		case "local_service_port":
 			b.decodeValue(epath, e, &p.LocalServicePort)
+		case "config":
+			if cfg, ok := b.opaque(epath, e); ok {
+				p.Config = cfg
+			}
+		case "access_logs":
+			p.AccessLogs = b.decodeAccessLogs(epath, e, "")
 		case "upstreams":
 			for i, uo := range b.memberObjects(epath, e) {
 				upath := fmt.Sprintf("%s[%d]", epath, i)
@@ -315,7 +321,7 @@ func (b *builder) decodeProxy(path string, m member) *api.AgentServiceConnectPro
 				p.Upstreams = append(p.Upstreams, u)
 			}
 		default:
-			b.errs = append(b.errs, keyErr(pos(e.rng), epath, "unknown field (want local_service_address, local_service_port or upstreams)"))
+			b.errs = append(b.errs, keyErr(pos(e.rng), epath, "unknown field (want local_service_address, local_service_port, upstreams, config or access_logs)"))
 		}
 	}
 	return p

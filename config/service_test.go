@@ -424,3 +424,88 @@ service {
 		}
 	}
 }
+
+// TestLoad_SidecarProxyTelemetry reads a sidecar's opaque proxy config
+// (nested blocks included) and access logs, in HCL and JSON, and a
+// proxy_defaults stanza merged across files key by key.
+func TestLoad_SidecarProxyTelemetry(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.hcl"), `data_dir = "/d"
+proxy_defaults {
+  config {
+    envoy_prometheus_bind_addr = "0.0.0.0:9102"
+    protocol = "tcp"
+  }
+}
+service {
+  name = "web"
+  port = 8080
+  connect {
+    sidecar_service {
+      proxy {
+        config {
+          protocol = "http"
+          opentelemetry {
+            collector_address = "127.0.0.1:4317"
+          }
+          weights = [1, 2]
+        }
+        access_logs {
+          enabled = true
+          type    = "stderr"
+        }
+      }
+    }
+  }
+}
+`)
+	writeFile(t, filepath.Join(dir, "b.json"), `{"proxy_defaults": {"config": {"protocol": "http"}, "access_logs": {"enabled": true}},
+  "service": {"name": "api", "port": 9090,
+  "connect": {"sidecar_service": {"proxy": {"config": {"envoy_prometheus_bind_addr": "127.0.0.1:9103"}}}}}}`)
+	got, err := load(ModeAgent, parseFlags(t, "-config-dir", dir), testHost())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	wantDefaults := ProxyDefaults{
+		Config:     map[string]any{"envoy_prometheus_bind_addr": "0.0.0.0:9102", "protocol": "http"},
+		AccessLogs: &api.AccessLogsConfig{Enabled: true},
+	}
+	if !reflect.DeepEqual(got.ProxyDefaults, wantDefaults) {
+		t.Errorf("proxy_defaults %+v, want %+v", got.ProxyDefaults, wantDefaults)
+	}
+	want := map[string]*api.AgentServiceConnectProxyConfig{
+		"web": {
+			Config: map[string]any{"protocol": "http", "opentelemetry": map[string]any{"collector_address": "127.0.0.1:4317"},
+				"weights": []any{1.0, 2.0}},
+			AccessLogs: &api.AccessLogsConfig{Enabled: true, Type: "stderr"},
+		},
+		"api": {Config: map[string]any{"envoy_prometheus_bind_addr": "127.0.0.1:9103"}},
+	}
+	for _, s := range got.Services {
+		p := s.Registration.Connect.SidecarService.Proxy
+		if !reflect.DeepEqual(p, want[s.Registration.Name]) {
+			t.Errorf("%s: proxy %+v, want %+v", s.Registration.Name, p, want[s.Registration.Name])
+		}
+	}
+
+	bad := t.TempDir()
+	writeFile(t, filepath.Join(bad, "a.hcl"), `data_dir = "/d"
+proxy_defaults {
+  access_logs {
+    enabled = "yes please"
+    format = "json"
+  }
+  mesh_gateway = {}
+}
+`)
+	_, err = load(ModeAgent, parseFlags(t, "-config-dir", bad), testHost())
+	if err == nil {
+		t.Fatal("bad proxy_defaults accepted")
+	}
+	for _, w := range []string{"a.hcl:4: proxy_defaults.access_logs.enabled", "a.hcl:5: proxy_defaults.access_logs.format: unknown field",
+		"a.hcl:7: proxy_defaults.mesh_gateway: unknown key"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}

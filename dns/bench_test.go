@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // packWriter packs replies like miekg/dns's own writer and discards them.
@@ -116,4 +117,25 @@ func BenchmarkBareConstantParallel(b *testing.B) {
 			h.ServeDNS(w, req)
 		}
 	})
+}
+
+// BenchmarkServiceAMetrics is BenchmarkServiceA with metrics recorded: the
+// difference is the per-query cost of instrumentation.
+func BenchmarkServiceAMetrics(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			cfg := testConfig(testView())
+			if on {
+				cfg.Metrics = prometheus.NewRegistry()
+			}
+			s := newTestServer(b, cfg)
+			s.randN = randIntN
+			req := question("ten.service.warren.", dns.TypeA)
+			w := &packWriter{}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.ServeDNS(w, req)
+			}
+		})
+	}
 }

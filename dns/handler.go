@@ -45,13 +45,13 @@ func udpClass(size int) uint8 {
 // called directly), then answers from the cache, builds the answer, or
 // forwards the query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	if s.metrics == nil {
+	if s.metrics == nil || !s.metrics.sample() {
 		s.serveDNS(w, r)
 		return
 	}
 	start := time.Now()
 	s.serveDNS(w, r)
-	s.metrics.latency.Observe(time.Since(start).Seconds())
+	s.metrics.took(time.Since(start))
 }
 
 func (s *Server) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -170,15 +170,13 @@ func (s *Server) replyRcode(w dns.ResponseWriter, r *dns.Msg, rcode int, opt *dn
 }
 
 func (s *Server) write(w dns.ResponseWriter, m *dns.Msg) {
-	qtype := "none"
-	if len(m.Question) == 1 {
-		qtype = qtypeLabel(m.Question[0].Qtype)
-	}
 	if s.metrics != nil {
-		s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
-		if m.Truncated {
-			s.metrics.truncated.Inc()
+		one := len(m.Question) == 1
+		var qtype uint16
+		if one {
+			qtype = m.Question[0].Qtype
 		}
+		s.metrics.answered(one, qtype, m.Rcode, m.Truncated)
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns write", "err", err, "remote", w.RemoteAddr())

@@ -15,12 +15,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	gometrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/warren-mesh/warren/internal/logging"
+	"github.com/warren-mesh/warren/internal/metrics"
 )
 
 // Tags every member carries.
@@ -67,6 +70,11 @@ type Pool struct {
 
 	mu   sync.Mutex
 	subs []chan<- serf.Event
+
+	// Memberlist's failure-detector counters, bridged from go-metrics.
+	suspicions     atomic.Uint64
+	degradedProbes atomic.Uint64
+	unroute        func()
 }
 
 // New creates the serf instance and binds its ports.
@@ -112,6 +120,9 @@ func New(cfg Config) (*Pool, error) {
 	ml.Logger = logging.LibLogger(p.log.With("component", "memberlist"))
 
 	sc := serf.DefaultConfig()
+	label, unroute := metrics.RouteCounters(p.countMemberlist)
+	sc.MetricLabels = []gometrics.Label{label} // serf passes them on to memberlist
+	p.unroute = unroute
 	sc.NodeName = cfg.NodeName
 	sc.Tags = cfg.Tags
 	sc.MemberlistConfig = ml
@@ -132,6 +143,7 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.DataDir != "" {
 		dir := filepath.Join(cfg.DataDir, "serf")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			unroute()
 			return nil, fmt.Errorf("create serf dir: %w", err)
 		}
 		sc.SnapshotPath = filepath.Join(dir, "local.snapshot")
@@ -139,6 +151,7 @@ func New(cfg Config) (*Pool, error) {
 	}
 	s, err := serf.Create(sc)
 	if err != nil {
+		unroute()
 		return nil, fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	p.serf = s
@@ -186,10 +199,47 @@ func (p *Pool) shutdown() {
 	if err := p.serf.Shutdown(); err != nil {
 		p.log.Warn("shut down gossip", "err", err)
 	}
+	p.unroute()
 }
 
 // Close shuts serf down without leaving, for a pool that never ran.
-func (p *Pool) Close() { _ = p.serf.Shutdown() }
+func (p *Pool) Close() {
+	_ = p.serf.Shutdown()
+	p.unroute()
+}
+
+// ProbeStats are the failure detector's counters and local health.
+type ProbeStats struct {
+	// Suspicions counts members this node marked suspect: a probe of
+	// them failed, here or at a member that told us first (memberlist's
+	// memberlist.msg.suspect).
+	Suspicions uint64
+	// DegradedProbes counts probe rounds run at a slowed interval because
+	// this node's own health was degraded (memberlist.degraded.probe).
+	DegradedProbes uint64
+	// HealthScore is memberlist's local health (Lifeguard): 0 is healthy;
+	// it rises when this node's own probes fail or go unanswered.
+	HealthScore int
+}
+
+// ProbeStats returns the failure detector's counters.
+func (p *Pool) ProbeStats() ProbeStats {
+	return ProbeStats{Suspicions: p.suspicions.Load(), DegradedProbes: p.degradedProbes.Load(),
+		HealthScore: p.serf.Memberlist().GetHealthScore()}
+}
+
+// countMemberlist receives the pool's go-metrics counters.
+func (p *Pool) countMemberlist(key []string, val float32) {
+	if len(key) != 3 || key[0] != "memberlist" {
+		return
+	}
+	switch {
+	case key[1] == "msg" && key[2] == "suspect":
+		p.suspicions.Add(uint64(val))
+	case key[1] == "degraded" && key[2] == "probe":
+		p.degradedProbes.Add(uint64(val))
+	}
+}
 
 // Members is every member serf knows, in any state.
 func (p *Pool) Members() []serf.Member { return p.serf.Members() }

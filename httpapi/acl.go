@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -226,6 +227,8 @@ func (h *handler) aclRoutes() map[string]http.HandlerFunc {
 		"DELETE /v1/acl/role/{id}":       h.aclDelete(acl.MethodRoleDelete),
 		"GET /v1/acl/roles":              h.query(h.aclRoleList),
 
+		"PUT /v1/acl/token/{id}/clone":  h.aclTokenClone,
+		"GET /v1/acl/replication":       h.info(h.aclReplication),
 		"PUT /v1/acl/enrollment-token":  h.enrollmentTokenCreate,
 		"GET /v1/acl/enrollment-tokens": h.info(h.enrollmentTokenList),
 	}
@@ -330,8 +333,14 @@ func (h *handler) aclTokenList(r *http.Request, q catalog.QueryOptions) (any, ca
 	if err := h.aclCall(r.Context(), acl.MethodTokenList, &acl.ReadRequest{Options: q}, &reply); err != nil {
 		return nil, catalog.QueryMeta{}, err
 	}
+	// Consul's filters: ?policy=ID, ?role=ID, ?servicename=NAME.
+	v := r.URL.Query()
+	policy, role, svc := v.Get("policy"), v.Get("role"), v.Get("servicename")
 	out := make([]*api.ACLTokenListEntry, 0, len(reply.Tokens))
 	for _, t := range reply.Tokens {
+		if !tokenMatches(t, policy, role, svc) {
+			continue
+		}
 		w := wireToken(t, "")
 		out = append(out, &api.ACLTokenListEntry{CreateIndex: w.CreateIndex, ModifyIndex: w.ModifyIndex,
 			AccessorID: w.AccessorID, Description: w.Description, Policies: w.Policies, Roles: w.Roles,
@@ -487,6 +496,9 @@ func (h *handler) aclRoleList(r *http.Request, q catalog.QueryOptions) (any, cat
 
 // mayAgent checks agent:read or agent:write on this node.
 func (h *handler) mayAgent(r *http.Request, write bool) error {
+	if h.acl == nil || h.backend == nil {
+		return nil // no ACLs (or the metrics-only listener, which has none)
+	}
 	node := h.backend.Self().NodeName
 	switch a := authz(r); {
 	case write && !a.AgentWrite(node):
@@ -567,4 +579,70 @@ func (h *handler) enrollmentTokenList(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return emptyIfNil(reply.Tokens), nil
+}
+
+// tokenMatches applies the token list's filters ("" matches all).
+func tokenMatches(t *acl.Token, policy, role, service string) bool {
+	if policy != "" && !slices.ContainsFunc(t.Policies, func(l acl.PolicyLink) bool { return l.ID == policy }) {
+		return false
+	}
+	if role != "" && !slices.ContainsFunc(t.Roles, func(l acl.RoleLink) bool { return l.ID == role }) {
+		return false
+	}
+	if service != "" && !slices.ContainsFunc(t.ServiceIdentities, func(s acl.ServiceIdentity) bool { return s.ServiceName == service }) {
+		return false
+	}
+	return true
+}
+
+// aclTokenClone answers PUT /v1/acl/token/{id}/clone: a new token with
+// the same links and identities (and the body's Description, if any).
+func (h *handler) aclTokenClone(w http.ResponseWriter, r *http.Request) {
+	id, err := pathUUID(r, "token")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var in struct{ Description string }
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &in); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	var src acl.TokenReply
+	if err := h.aclCall(r.Context(), acl.MethodTokenRead, &acl.ReadRequest{ID: id}, &src); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t := *src.Token
+	desc := t.Description
+	if in.Description != "" {
+		desc = in.Description
+	}
+	req := acl.TokenSetRequest{Create: true, Token: acl.Token{Description: desc, Local: t.Local,
+		Policies: t.Policies, Roles: t.Roles, ServiceIdentities: t.ServiceIdentities, NodeIdentities: t.NodeIdentities}}
+	if t.ExpirationTime != nil {
+		if req.ExpirationTTL = time.Until(*t.ExpirationTime); req.ExpirationTTL <= 0 {
+			h.fail(w, r, badRequest("token %s has expired: nothing to clone", id))
+			return
+		}
+	}
+	var reply acl.TokenReply
+	if err := h.aclCall(r.Context(), acl.MethodTokenSet, &req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.writeJSON(w, r, wireToken(reply.Token, reply.SecretID))
+}
+
+// aclReplication answers GET /v1/acl/replication: Warren has one
+// datacenter, so no replication runs (Consul's shape).
+func (h *handler) aclReplication(r *http.Request) (any, error) {
+	if h.acl != nil && !authz(r).ACLRead() {
+		return nil, forbidden("acl:read", "")
+	}
+	return map[string]any{"Enabled": false, "Running": false, "SourceDatacenter": h.dc, "ReplicationType": "",
+		"ReplicatedIndex": 0, "ReplicatedRoleIndex": 0, "ReplicatedTokenIndex": 0,
+		"LastSuccess": time.Time{}, "LastError": time.Time{}, "LastErrorMessage": ""}, nil
 }

@@ -61,6 +61,11 @@ func ToProxyConfig(p *api.AgentServiceConnectProxyConfig) *catalog.ProxyConfig {
 		DestinationServiceID:   p.DestinationServiceID,
 		LocalServiceAddress:    p.LocalServiceAddress,
 		LocalServicePort:       p.LocalServicePort,
+		Config:                 p.Config,
+	}
+	if p.AccessLogs != nil {
+		l := catalog.AccessLogs(*p.AccessLogs)
+		out.AccessLogs = &l
 	}
 	for _, u := range p.Upstreams {
 		out.Upstreams = append(out.Upstreams, catalog.Upstream{
@@ -79,6 +84,11 @@ func fromProxyConfig(p *catalog.ProxyConfig) *api.AgentServiceConnectProxyConfig
 		DestinationServiceID:   p.DestinationServiceID,
 		LocalServiceAddress:    p.LocalServiceAddress,
 		LocalServicePort:       p.LocalServicePort,
+		Config:                 p.Config,
+	}
+	if p.AccessLogs != nil {
+		l := api.AccessLogsConfig(*p.AccessLogs)
+		out.AccessLogs = &l
 	}
 	for _, u := range p.Upstreams {
 		out.Upstreams = append(out.Upstreams, api.Upstream{

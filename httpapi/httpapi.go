@@ -85,10 +85,10 @@ type handler struct {
 	acl          ACLResolver
 	aclBackend   ACLBackend
 	defaultToken string
-	maxBody    int64
-	blocking   *limits.PerKey
-	rejections *limits.Rejections
-	audit      Auditor
+	maxBody      int64
+	blocking     *limits.PerKey
+	rejections   *limits.Rejections
+	audit        Auditor
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
@@ -286,6 +286,8 @@ func statusOf(err error) (code int, msg string, unexpected bool) {
 		return http.StatusBadRequest, fe.Error(), false
 	case errors.Is(err, catalog.ErrInvalid):
 		return http.StatusBadRequest, err.Error(), false
+	case errors.Is(err, catalog.ErrMaybeApplied):
+		return http.StatusServiceUnavailable, "The cluster lost its leader while committing this write: it may or may not have been applied", false
 	case errors.Is(err, catalog.ErrNoLeader):
 		return http.StatusServiceUnavailable, "No cluster leader", false
 	case errors.Is(err, catalog.ErrNotFound):

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -47,6 +48,11 @@ func sharedKey(r *http.Request, meta catalog.QueryMeta) string {
 		b.WriteString("&" + url.QueryEscape(k) + "=" + url.QueryEscape(strings.Join(vs, "\x00")))
 	}
 	b.WriteString("#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader))
+	// With ACLs the answer is what this token may see: only requests
+	// made with the same token share it.
+	if id := acl.FromContext(r.Context()); id != nil {
+		b.WriteString("#" + id.AccessorID)
+	}
 	return b.String()
 }
 

@@ -66,6 +66,22 @@ data_dir = "/var/lib/warren"
 #   # tls     = true            # agents: ca_file only, get a certificate
 # }
 
+# ACLs are on by default (default_policy "deny"). Servers: an initial
+# management token (a UUID you keep secret), or `warren acl bootstrap` once.
+# acl {
+#   default_policy = "deny"
+#   tokens {
+#     initial_management = ""    # servers only
+#     agent              = ""    # the token this agent calls the servers with
+#     default            = ""    # for HTTP requests that carry none
+#   }
+# }
+#
+# A new host can instead join in one step with an enrollment token from
+#   warren acl enrollment-token create -ttl 1h -uses 1 -service-identity web
+# which hands it its ACL token, the gossip key, the servers and the CA:
+# enroll = "wrenroll1...."
+
 # domain    = "warren."
 # recursors = ["192.0.2.53"]
 

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,6 +21,8 @@ func ToStatus(err error) error {
 	switch {
 	case errors.Is(err, catalog.ErrInvalid):
 		code = codes.InvalidArgument
+	case errors.Is(err, catalog.ErrMaybeApplied):
+		code = codes.Aborted
 	case errors.Is(err, catalog.ErrNoLeader):
 		code = codes.Unavailable
 	case errors.Is(err, catalog.ErrNotFound):
@@ -64,9 +67,12 @@ func FromStatus(err error) error {
 	switch st.Code() {
 	case codes.InvalidArgument:
 		kind = catalog.ErrInvalid
+	case codes.Aborted:
+		kind = catalog.ErrMaybeApplied
 	case codes.Unavailable:
-		// Unavailable is also what gRPC says when it cannot reach the peer:
-		// either way there is no leader we can reach.
+		// Unavailable is also what gRPC says when it cannot reach the peer
+		// or loses the connection: either way there is no leader we can
+		// reach (whether a lost call was applied: see MaybeSent).
 		kind = catalog.ErrNoLeader
 	case codes.NotFound:
 		kind = catalog.ErrNotFound
@@ -86,4 +92,22 @@ func FromStatus(err error) error {
 		return errors.New(st.Message())
 	}
 	return &remoteError{msg: st.Message(), kind: kind}
+}
+
+// MaybeSent reports whether a call that failed with err may have reached
+// the server and been applied there: a connection lost mid-call, or the
+// leader lost while committing. A server's own "no leader" answer and a
+// failure to connect at all were not applied.
+func MaybeSent(err error) bool {
+	if errors.Is(err, catalog.ErrMaybeApplied) {
+		return true
+	}
+	var re *remoteError
+	if !errors.As(err, &re) || re.kind != catalog.ErrNoLeader {
+		return false
+	}
+	// Our servers' own refusals say "no cluster leader"; gRPC says
+	// "Error while dialing" when it never connected.
+	return !strings.Contains(re.msg, catalog.ErrNoLeader.Error()) && !strings.Contains(re.msg, "Error while dialing") &&
+		!strings.Contains(re.msg, "connection refused")
 }

@@ -69,6 +69,11 @@ type aclState struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cachedIdentity // by secret hash
+
+	// askLeader bounds the resolutions a follower forwards to the leader
+	// at once, so that a stream of made-up tokens cannot turn into
+	// leader traffic: when it is full, an unknown token is unknown.
+	askLeader chan struct{}
 }
 
 type cachedIdentity struct {
@@ -81,7 +86,7 @@ type cachedIdentity struct {
 const maxCachedIdentities = 8192
 
 func newACLState(cfg ACLConfig) *aclState {
-	return &aclState{cfg: cfg, localSecret: rand.Text(), cache: map[string]cachedIdentity{}}
+	return &aclState{cfg: cfg, localSecret: rand.Text(), cache: map[string]cachedIdentity{}, askLeader: make(chan struct{}, 4)}
 }
 
 // LocalAgentToken is the secret the agent in this server's process calls
@@ -136,14 +141,8 @@ func (s *Server) ResolveToken(ctx context.Context, secret string) (*acl.Identity
 	if errors.Is(err, catalog.ErrACLNotFound) && secret != "" && !s.IsLeader() {
 		// A token made a moment ago may not have reached this server
 		// yet: ask the leader before saying it does not exist.
-		var reply acl.ResolveReply
-		fctx, cancel := context.WithTimeout(acl.WithSecret(ctx, secret), 2*time.Second)
-		ferr := s.forwardInto(fctx, acl.MethodResolve, &rpc.Empty{}, &reply)
-		cancel()
-		if ferr == nil {
-			if fid, ferr := reply.Identity(s.cfg.Datacenter); ferr == nil {
-				return fid, nil
-			}
+		if fid, ok := s.askLeaderToResolve(ctx, secret); ok {
+			return fid, nil
 		}
 	}
 	s.acl.cacheMu.Lock()
@@ -918,4 +917,24 @@ func roundTrip(from, to any) error {
 		return fmt.Errorf("decode: %w", err)
 	}
 	return nil
+}
+
+// askLeaderToResolve asks the leader for a token this follower does not
+// know; false when the leader does not know it either, cannot be reached,
+// or too many such questions are in flight.
+func (s *Server) askLeaderToResolve(ctx context.Context, secret string) (*acl.Identity, bool) {
+	select {
+	case s.acl.askLeader <- struct{}{}:
+		defer func() { <-s.acl.askLeader }()
+	default:
+		return nil, false
+	}
+	var reply acl.ResolveReply
+	fctx, cancel := context.WithTimeout(acl.WithSecret(ctx, secret), 2*time.Second)
+	defer cancel()
+	if err := s.forwardInto(fctx, acl.MethodResolve, &rpc.Empty{}, &reply); err != nil {
+		return nil, false
+	}
+	id, err := reply.Identity(s.cfg.Datacenter)
+	return id, err == nil
 }

@@ -243,6 +243,28 @@ func TestACLRolesIdentitiesAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := tokenClient(t, n, tok.SecretID)
+
+	// Clone, list filters and replication status, as the Consul client
+	// calls them.
+	clone, _, err := mgmt.ACL().TokenClone(tok.AccessorID, "a copy", nil)
+	if err != nil || clone.SecretID == "" || clone.AccessorID == tok.AccessorID || clone.Description != "a copy" ||
+		len(clone.Roles) != 1 || len(clone.ServiceIdentities) != 1 {
+		t.Fatalf("clone: %+v, %v", clone, err)
+	}
+	var byRole []string
+	if list, _, err := mgmt.ACL().TokenListFiltered(consulapi.ACLTokenFilterOptions{Role: role.ID}, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range list {
+			byRole = append(byRole, e.AccessorID)
+		}
+	}
+	if len(byRole) != 2 {
+		t.Errorf("tokens with role %s: %v, want the token and its clone", role.Name, byRole)
+	}
+	if rep, _, err := mgmt.ACL().Replication(nil); err != nil || rep.Enabled {
+		t.Errorf("replication status: %+v, %v", rep, err)
+	}
 	if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n1", Address: "10.0.0.1"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +383,107 @@ func do(t *testing.T, req *http.Request) *http.Response {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
+}
+
+// TestACLBootstrapOnce: a cluster without an initial management token is
+// bootstrapped once through the API; the token it returns manages, a
+// second bootstrap is refused, and the bootstrap token's secret is not in
+// the token list.
+func TestACLBootstrapOnce(t *testing.T) {
+	c := servertest.New(t, 1, func(c *server.Config) { c.ACL = server.ACLConfig{Enabled: true} })
+	n := c.WaitLeader()
+	anon := tokenClient(t, n, "")
+	if _, _, err := anon.Catalog().Services(nil); err != nil {
+		t.Fatalf("anonymous read before bootstrap: %v", err)
+	}
+	tok, _, err := anon.ACL().Bootstrap()
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	if tok.SecretID == "" || len(tok.Policies) != 1 || tok.Policies[0].Name != "global-management" {
+		t.Fatalf("bootstrap token: %+v", tok)
+	}
+	if _, _, err := anon.ACL().Bootstrap(); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "no longer allowed") {
+		t.Fatalf("second bootstrap: %v", err)
+	}
+	mgmt := tokenClient(t, n, tok.SecretID)
+	list, _, err := mgmt.ACL().TokenList(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list {
+		if e.SecretID != "" {
+			t.Errorf("token %s listed with a secret", e.AccessorID)
+		}
+	}
+	if _, _, err := mgmt.ACL().PolicyList(nil); err != nil {
+		t.Errorf("management token lists policies: %v", err)
+	}
+	if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n", Address: "10.0.0.1"}, nil); err != nil {
+		t.Errorf("management token registers: %v", err)
+	}
+}
+
+// TestACLBlockingQueriesShareNoAnswers: watchers with different tokens,
+// woken by the same change, each get their own token's view (blocking
+// answers are encoded once per change and shared, but only between
+// requests made with the same token).
+func TestACLBlockingQueriesShareNoAnswers(t *testing.T) {
+	c := aclCluster(t, 1)
+	n := c.WaitLeader()
+	mgmt := waitMgmt(t, n)
+	pol, _, err := mgmt.ACL().PolicyCreate(&consulapi.ACLPolicy{Name: "web-read",
+		Rules: "service \"web\" {\n policy = \"read\"\n}\nnode_prefix \"\" {\n policy = \"read\"\n}\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webTok, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Policies: []*consulapi.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := func(svc string) {
+		t.Helper()
+		if _, err := mgmt.Catalog().Register(&consulapi.CatalogRegistration{Node: "n1", Address: "10.0.0.1",
+			Service: &consulapi.AgentService{ID: svc, Service: svc}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("web")
+	reg("db")
+	_, meta, err := mgmt.Catalog().Services(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		svcs map[string][]string
+		err  error
+	}
+	watch := func(token string) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			s, _, err := tokenClient(t, n, token).Catalog().Services(&consulapi.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 10 * time.Second})
+			ch <- answer{s, err}
+		}()
+		return ch
+	}
+	// Many watchers of each kind, so both kinds are woken together.
+	var webW, mgmtW []<-chan answer
+	for range 20 {
+		webW = append(webW, watch(webTok.SecretID))
+		mgmtW = append(mgmtW, watch(testMgmtToken))
+	}
+	time.Sleep(300 * time.Millisecond)
+	reg("cache")
+	for i := range webW {
+		w, m := <-webW[i], <-mgmtW[i]
+		if w.err != nil || m.err != nil {
+			t.Fatalf("watch: %v / %v", w.err, m.err)
+		}
+		if _, ok := w.svcs["db"]; ok || len(w.svcs) != 1 {
+			t.Fatalf("web-read watcher got %v", w.svcs)
+		}
+		if len(m.svcs) != 3 {
+			t.Fatalf("management watcher got %v", m.svcs)
+		}
+	}
 }

@@ -165,6 +165,11 @@ func (s *Server) forwardInto(ctx context.Context, method string, req, reply any)
 		if !errors.Is(err, catalog.ErrNoLeader) || time.Now().After(hold) {
 			return err
 		}
+		// A write that may have been applied is not sent again: applied
+		// twice, it could undo another client's write made in between.
+		if ep, ok := s.endpoints[method]; ok && ep.leaderOnly && rpc.MaybeSent(err) {
+			return fmt.Errorf("%w: %v", catalog.ErrMaybeApplied, err)
+		}
 		s.log.Debug("forward to leader failed; retrying", "method", method, "leader", addr, "err", err)
 		select {
 		case <-ctx.Done():
@@ -300,8 +305,11 @@ func (s *Server) applyCommand(ctx context.Context, t fsm.MessageType, cmd any) e
 	s.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		switch err {
-		case raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress:
-			return fmt.Errorf("%w: %v (the write may or may not have been applied)", catalog.ErrNoLeader, err)
+		case raft.ErrNotLeader, raft.ErrLeadershipTransferInProgress:
+			// Refused before it entered the log: safe to retry.
+			return fmt.Errorf("%w: %v", catalog.ErrNoLeader, err)
+		case raft.ErrLeadershipLost:
+			return fmt.Errorf("%w: leadership lost while committing", catalog.ErrMaybeApplied)
 		case raft.ErrEnqueueTimeout:
 			return fmt.Errorf("commit timed out: %w", context.DeadlineExceeded)
 		}

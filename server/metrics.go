@@ -74,6 +74,9 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) *serverMetrics {
 		snapshotLength: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "warren", Subsystem: "raft", Name: "snapshot_save_duration_seconds",
 			Help: "Time to produce a user snapshot archive.", Buckets: metrics.LatencyBuckets}),
 	}
+	for _, reason := range []string{"unknown_or_used", "expired", "node_prefix", "malformed"} {
+		m.enrollRefused.WithLabelValues(reason) // every series from the start, at 0
+	}
 	reg.MustRegister(m.applyLatency, m.batchSize, m.rpcRequests, m.rpcLatency, m.forwarded, m.watchers, m.wakeups,
 		m.internalWakes, m.spuriousWakes, m.snapshotLength, m.enrollRefused, s.storeLogs, &raftCollector{s: s}, &catalogCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warren", Subsystem: "connect", Name: "active_root_expiry_seconds",
@@ -109,7 +112,7 @@ var (
 type raftCollector struct{ s *Server }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descTerm, descCommit, descApplied, descLastContact, descPeers} {
+	for _, d := range []*prometheus.Desc{descLeader, descTerm, descCommit, descApplied, descLastContact, descPeers, descFollowerContact} {
 		ch <- d
 	}
 }
@@ -137,6 +140,7 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descLastContact, prometheus.GaugeValue, contact)
 	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, num("num_peers")+1)
+	c.followerContacts(ch)
 }
 
 // catalogCollector counts the catalog at scrape time.

@@ -114,6 +114,8 @@ type Server struct {
 	mux   *mux
 	grpc  *grpc.Server
 	pool  *rpc.Pool
+	// contacts wraps trans to record followers' last contact (metrics).
+	contacts *contactTransport
 	// bootOK is true when raft had state at start or we bootstrapped.
 	bootOK atomic.Bool
 	// metaMu guards meta.ClusterID, the one field that changes.
@@ -252,6 +254,7 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 		Timeout: 10 * time.Second,
 		Logger:  hclog,
 	})
+	s.contacts = newContactTransport(s.trans)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.meta.NodeID)
@@ -294,7 +297,7 @@ func (s *Server) setupRaft(advertise net.Addr) error {
 	}
 	s.bootOK.Store(has)
 	s.fsm = fsm.New(s.store)
-	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, s.trans)
+	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, s.contacts)
 	if err != nil {
 		return fmt.Errorf("start raft (is the data dir corrupt?): %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -139,4 +141,89 @@ func TestADSPushesOnlyChanges(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestPushLatencyAndNackMetrics: the initial fetch is not a push; a
+// changed endpoint set pushed to a stream that had EDS is observed in
+// warren_xds_push_duration_seconds; a request carrying error_detail counts
+// in warren_xds_nacks_total under its type.
+func TestPushLatencyAndNackMetrics(t *testing.T) {
+	const node = "greeter-client-metrics"
+	s, addr := startXDS(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collectors()...)
+	setGreeters(t, s, node, xds.Endpoint{Address: "127.0.0.1", Port: 50051})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sotw, err := dialXDS(t, addr).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := pump(sotw.Recv)
+	req := &discovery.DiscoveryRequest{Node: &core.Node{Id: node}, TypeUrl: resource.EndpointType, ResourceNames: []string{"greeter"}}
+	if err := sotw.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	first := recv(t, ch, 5*time.Second)
+	if first == nil {
+		t.Fatal("no initial EDS response")
+	}
+	if n := gatherCount(t, reg, "warren_xds_push_duration_seconds"); n != 0 {
+		t.Fatalf("initial fetch observed as %v pushes", n)
+	}
+	// ACK (without the node, as clients may), then change the endpoints.
+	if err := sotw.Send(&discovery.DiscoveryRequest{TypeUrl: req.TypeUrl, ResourceNames: req.ResourceNames,
+		VersionInfo: first.GetVersionInfo(), ResponseNonce: first.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	setGreeters(t, s, node, xds.Endpoint{Address: "127.0.0.1", Port: 50052})
+	second := recv(t, ch, 5*time.Second)
+	if second == nil {
+		t.Fatal("changed endpoints not pushed")
+	}
+	if n := gatherCount(t, reg, "warren_xds_push_duration_seconds"); n != 1 {
+		t.Fatalf("push observed %v times, want 1", n)
+	}
+	// NACK the push.
+	if err := sotw.Send(&discovery.DiscoveryRequest{TypeUrl: req.TypeUrl, ResourceNames: req.ResourceNames,
+		VersionInfo: first.GetVersionInfo(), ResponseNonce: second.GetNonce(),
+		ErrorDetail: &status.Status{Code: 3, Message: "bad endpoint"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for gatherCount(t, reg, "warren_xds_nacks_total") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("NACK not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gatherCount returns a family's counter value or histogram sample count,
+// summed over its series.
+func gatherCount(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				sum += float64(h.GetSampleCount())
+			} else {
+				sum += m.GetCounter().GetValue()
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "type" && l.GetValue() != "endpoints" && m.GetCounter().GetValue() != 0 {
+						t.Errorf("%s labelled type=%s, want endpoints", name, l.GetValue())
+					}
+				}
+			}
+		}
+	}
+	return sum
 }

@@ -129,15 +129,7 @@ func EnvoyBootstrap(adsAddr string, nodeID, cluster string, adminPort int, token
 func envoyBootstrap(adsHost string, adsPort int, nodeID, clusterName string, adminPort int) (*bootstrap.Bootstrap, error) {
 	// The ADS cluster speaks gRPC, so HTTP/2 explicitly.
 	p := &packer{what: "envoy bootstrap: cluster " + ADSCluster}
-	h2 := p.pack(&upstreamhttp.HttpProtocolOptions{
-		UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
-			ExplicitHttpConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-					Http2ProtocolOptions: &core.Http2ProtocolOptions{},
-				},
-			},
-		},
-	})
+	h2 := p.http2()
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -153,7 +145,7 @@ func envoyBootstrap(adsHost string, adsPort int, nodeID, clusterName string, adm
 				ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 				ConnectTimeout:       duration(time.Second),
 				TypedExtensionProtocolOptions: map[string]*anypb.Any{
-					"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2,
+					httpProtocolOptionsKey: h2,
 				},
 				LoadAssignment: loadAssignment(ADSCluster, nil, []Endpoint{{Address: adsHost, Port: adsPort}}),
 			}},
@@ -170,6 +162,24 @@ func envoyBootstrap(adsHost string, adsPort int, nodeID, clusterName string, adm
 			CdsConfig: ads,
 		},
 	}, nil
+}
+
+// httpProtocolOptionsKey is where a cluster's HTTP protocol options go in
+// its TypedExtensionProtocolOptions.
+const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// http2 packs the protocol options of a cluster that speaks gRPC: HTTP/2
+// explicitly.
+func (p *packer) http2() *anypb.Any {
+	return p.pack(&upstreamhttp.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &core.Http2ProtocolOptions{},
+				},
+			},
+		},
+	})
 }
 
 // canonicalJSON re-indents JSON with sorted object keys. protojson's

@@ -4,7 +4,9 @@
 // It owns three things:
 //
 //   - builders: BuildSidecar produces the listeners, clusters, endpoints and
-//     SDS secrets of one Envoy sidecar; BuildGRPC produces the listeners,
+//     SDS secrets of one Envoy sidecar, with the mesh telemetry its proxy
+//     config asks for (ParseProxyOptions: stats listener, access logs,
+//     tracing); BuildGRPC produces the listeners,
 //     routes, clusters and endpoints that grpc-go's xDS resolver needs for
 //     xds:///NAME targets. Every resource (and every typed config packed
 //     inside one) passes the protos' own ValidateAll before it is returned.

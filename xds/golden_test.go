@@ -13,6 +13,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/warren-mesh/warren/catalog"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output; read every diff before committing")
@@ -154,6 +156,60 @@ func TestGoldenSidecar(t *testing.T) {
 				golden(t, name+"_"+typeNames[typ], resourcesJSON(t, res[typ]))
 			}
 		})
+	}
+}
+
+// telemetrySidecar is web's sidecar with every telemetry option on, from
+// the opaque config as a user writes it: HTTP on the public listener, a
+// Prometheus stats listener, access logs to stdout in the default JSON
+// format, and tracing to an OpenTelemetry collector.
+func telemetrySidecar(t *testing.T) *SidecarInput {
+	t.Helper()
+	in := representativeSidecar()
+	opts, err := ParseProxyOptions(map[string]any{
+		"protocol":                   "http",
+		"envoy_prometheus_bind_addr": "0.0.0.0:9102",
+		"opentelemetry":              map[string]any{"collector_address": "127.0.0.1:4317"},
+		"unrelated_key":              1.0,
+	}, &catalog.AccessLogs{Enabled: true, Type: "stdout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Options = opts
+	return in
+}
+
+// TestGoldenSidecarTelemetry pins the stats listener, the access logs on
+// every filter, the HTTP public listener with tracing and the self_admin
+// and collector clusters; endpoints and secrets are the plain sidecar's.
+func TestGoldenSidecarTelemetry(t *testing.T) {
+	res, err := BuildSidecar(telemetrySidecar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sidecar_telemetry_listener", resourcesJSON(t, res[resource.ListenerType]))
+	golden(t, "sidecar_telemetry_cluster", resourcesJSON(t, res[resource.ClusterType]))
+
+	// File logs in a custom JSON format on a TCP sidecar: no tracing
+	// (tcp_proxy has none), so no collector cluster.
+	in := representativeSidecar()
+	in.Options, err = ParseProxyOptions(map[string]any{
+		"envoy_prometheus_bind_addr": "127.0.0.1:9102",
+		"envoy_admin_bind_addr":      "127.0.0.1:19005",
+		"opentelemetry":              []any{map[string]any{"collector_address": "otel.example:4317", "service_name": "web-svc"}},
+	}, &catalog.AccessLogs{Enabled: true, Type: "file", Path: "/var/log/envoy/web.log", JSONFormat: `{"code":"%RESPONSE_CODE%","up":"%UPSTREAM_HOST%"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = BuildSidecar(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sidecar_telemetry_tcp_listener", resourcesJSON(t, res[resource.ListenerType]))
+	for _, c := range res[resource.ClusterType] {
+		if resourceName(c) == OTelCollectorCluster {
+			t.Errorf("a TCP sidecar has the collector cluster")
+		}
 	}
 }
 

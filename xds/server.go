@@ -9,6 +9,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -23,6 +24,8 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/warren-mesh/warren/internal/metrics"
 )
 
 // Server serves xDS over gRPC: ADS (state of the world and delta) and the
@@ -42,6 +45,19 @@ type Server struct {
 	connected atomic.Int64
 	rejected  atomic.Uint64
 	pushes    atomic.Uint64
+
+	// Push latency: when each group's version of each type was set, and
+	// which types each state-of-the-world stream has already been sent
+	// (its first response is the initial fetch, not a push). Under mu.
+	setAt       map[string]map[string]versionAt // node ID (group) -> type URL -> version
+	streamTypes map[int64]map[string]bool
+	pushLatency prometheus.Histogram
+	nacks       *prometheus.CounterVec
+}
+
+type versionAt struct {
+	version string
+	at      time.Time
 }
 
 // NewServer returns a Server with no snapshots. A proxy that connects
@@ -53,8 +69,15 @@ func NewServer(logger *slog.Logger) *Server {
 		// dials, while its group's snapshot holds every service; the
 		// cache's ADS mode would answer only requests naming every
 		// resource of the snapshot.
-		cache:    cache.NewSnapshotCache(false, groupHash{}, cacheLogger{logger}),
-		versions: map[string]map[resource.Type]string{},
+		cache:       cache.NewSnapshotCache(false, groupHash{}, cacheLogger{logger}),
+		versions:    map[string]map[resource.Type]string{},
+		setAt:       map[string]map[string]versionAt{},
+		streamTypes: map[int64]map[string]bool{},
+		pushLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "warren", Subsystem: "xds", Name: "push_duration_seconds",
+			Help:    "Time from a changed snapshot to its response being sent on a state-of-the-world stream that already had that type (pushes, not initial fetches).",
+			Buckets: metrics.LatencyBuckets}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "warren", Subsystem: "xds", Name: "nacks_total",
+			Help: "Updates a client rejected (a request with error_detail), by resource type."}, []string{"type"}),
 	}
 	open := func(ctx context.Context, id int64, typeURL string) error {
 		s.connected.Add(1)
@@ -64,6 +87,9 @@ func NewServer(logger *slog.Logger) *Server {
 	}
 	closed := func(id int64, node *core.Node) {
 		s.connected.Add(-1)
+		s.mu.Lock()
+		delete(s.streamTypes, id)
+		s.mu.Unlock()
 		s.auth.closed(id)
 		s.logger.Debug("xds stream closed", "stream", id, "node", node.GetId())
 	}
@@ -78,22 +104,28 @@ func NewServer(logger *slog.Logger) *Server {
 				return err
 			}
 			if st := req.GetErrorDetail(); st != nil {
+				s.nacks.WithLabelValues(typeLabel(req.GetTypeUrl())).Inc()
 				s.logger.Warn("xds update rejected by client", "stream", id, "node", req.GetNode().GetId(),
 					"type", req.GetTypeUrl(), "version", req.GetVersionInfo(), "error", st.GetMessage())
 			}
 			return nil
 		},
+		StreamResponseFunc: s.onResponse,
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
 			if err := s.auth.check(id, req.GetNode().GetId()); err != nil {
 				s.logger.Warn("xds stream refused", "stream", id, "node", req.GetNode().GetId(), "error", err)
 				return err
 			}
 			if st := req.GetErrorDetail(); st != nil {
+				s.nacks.WithLabelValues(typeLabel(req.GetTypeUrl())).Inc()
 				s.logger.Warn("xds delta update rejected by client", "stream", id, "node", req.GetNode().GetId(),
 					"type", req.GetTypeUrl(), "error", st.GetMessage())
 			}
 			return nil
 		},
+	}
+	for _, name := range typeNames { // every series from the start, at 0
+		s.nacks.WithLabelValues(name)
 	}
 	// The server's context only scopes its internal goroutines per stream;
 	// streams end with their gRPC server.
@@ -151,6 +183,17 @@ func (s *Server) SetSnapshot(ctx context.Context, nodeID string, res map[resourc
 	if err := s.cache.SetSnapshot(ctx, nodeID, snap); err != nil {
 		return false, fmt.Errorf("set snapshot for %q: %w", nodeID, err)
 	}
+	now := time.Now()
+	set := s.setAt[nodeID]
+	if set == nil {
+		set = map[string]versionAt{}
+		s.setAt[nodeID] = set
+	}
+	for typ, v := range versions {
+		if set[typ].version != v {
+			set[typ] = versionAt{version: v, at: now}
+		}
+	}
 	s.versions[nodeID] = versions
 	s.pushes.Add(1)
 	s.logger.Debug("xds snapshot set", "node", nodeID, "versions", versions)
@@ -168,6 +211,8 @@ func (s *Server) Collectors() []prometheus.Collector {
 			Help: "Snapshots that changed and were handed to connected clients."}, func() float64 { return float64(s.pushes.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "warren", Subsystem: "xds", Name: "snapshots_rejected_total",
 			Help: "Snapshots refused because a resource failed validation (never served)."}, func() float64 { return float64(s.rejected.Load()) }),
+		s.pushLatency,
+		s.nacks,
 	}
 }
 
@@ -178,6 +223,35 @@ func (s *Server) Clear(nodeID string) {
 	defer s.mu.Unlock()
 	s.cache.ClearSnapshot(nodeID)
 	delete(s.versions, nodeID)
+	delete(s.setAt, nodeID)
+}
+
+// onResponse observes push latency: a response on a stream that was
+// already sent this type, carrying the version last set for its node.
+func (s *Server) onResponse(_ context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	typ := resp.GetTypeUrl()
+	s.mu.Lock()
+	seen := s.streamTypes[id]
+	if seen == nil {
+		seen = map[string]bool{}
+		s.streamTypes[id] = seen
+	}
+	push := seen[typ]
+	seen[typ] = true
+	va, ok := s.setAt[groupHash{}.ID(req.GetNode())][typ]
+	s.mu.Unlock()
+	if push && ok && va.version == resp.GetVersionInfo() {
+		s.pushLatency.Observe(time.Since(va.at).Seconds())
+	}
+}
+
+// typeLabel is a bounded label for a type URL: the builders' name for the
+// types they build, "other" for anything else a client names.
+func typeLabel(typeURL string) string {
+	if n, ok := typeNames[typeURL]; ok {
+		return n
+	}
+	return "other"
 }
 
 // Connected returns the number of open xDS streams.

@@ -17,6 +17,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -69,6 +70,10 @@ type SidecarInput struct {
 	DefaultAllow bool        // decision when no intention matches
 
 	Upstreams []Upstream
+
+	// Options are the protocol and telemetry of the sidecar (stats
+	// listener, access logs, tracing); the zero value is plain TCP.
+	Options ProxyOptions
 }
 
 // SpiffeID returns the SPIFFE ID of a service's workloads, as the CA
@@ -107,13 +112,20 @@ func UpstreamListener(service, addr string, port int) string {
 //     EDS cluster that originates mTLS and accepts only the upstream's
 //     SPIFFE ID, with its healthy endpoints;
 //   - the leaf certificate and the roots as SDS secrets, so that a rotation
-//     changes only the secrets and no listener is drained.
+//     changes only the secrets and no listener is drained;
+//   - with in.Options (xds/telemetry.go): an HTTP connection manager in
+//     place of the public tcp_proxy (protocol http, which can trace to an
+//     OpenTelemetry collector cluster), access logs on every proxy filter,
+//     and a Prometheus stats listener with its self_admin cluster.
 //
 // Every resource passes ValidateAll; the error names the one that did not.
 func BuildSidecar(in *SidecarInput) (map[resource.Type][]types.Resource, error) {
 	if err := checkSidecarInput(in); err != nil {
 		return nil, fmt.Errorf("sidecar %q: %w", in.ProxyID, err)
 	}
+	withOpts := *in
+	withOpts.Options = in.Options.withDefaults()
+	in = &withOpts
 	publicAddr := or(in.PublicAddress, "0.0.0.0")
 	localAddr := or(in.LocalServiceAddress, "127.0.0.1")
 	locality := &core.Locality{Region: in.Datacenter}
@@ -130,9 +142,24 @@ func BuildSidecar(in *SidecarInput) (map[resource.Type][]types.Resource, error) 
 		LoadAssignment:       loadAssignment(LocalAppCluster, locality, []Endpoint{{Address: localAddr, Port: in.LocalServicePort}}),
 	}}
 	var endpoints []types.Resource
+	if in.Options.PrometheusBind != "" {
+		l, err := prometheusListener(&in.Options)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		clusters = append(clusters, selfAdminCluster(&in.Options))
+	}
+	if in.Options.Tracing != nil && in.Options.Protocol == ProtocolHTTP {
+		c, err := collectorCluster(in.Options.Tracing)
+		if err != nil {
+			return nil, err
+		}
+		clusters = append(clusters, c)
+	}
 	for _, up := range in.Upstreams {
 		name := UpstreamCluster(up.Name, in.Datacenter, in.TrustDomain)
-		l, err := upstreamListener(up, name)
+		l, err := upstreamListener(up, name, in.Options.AccessLogs)
 		if err != nil {
 			return nil, err
 		}
@@ -214,11 +241,37 @@ func checkSidecarInput(in *SidecarInput) error {
 		}
 		binds[bind] = up.Name
 	}
+	switch in.Options.Protocol {
+	case "", ProtocolTCP, ProtocolHTTP:
+	default:
+		errs = append(errs, fmt.Errorf("Options.Protocol %q: want tcp or http", in.Options.Protocol))
+	}
+	if b := in.Options.PrometheusBind; b != "" {
+		if _, _, err := ipPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("Options.PrometheusBind: %w", err))
+		} else if other, ok := binds[b]; ok {
+			errs = append(errs, fmt.Errorf("Options.PrometheusBind %s is upstream %q's bind address", b, other))
+		} else if _, port, _ := ipPort(b); port == in.PublicPort {
+			errs = append(errs, fmt.Errorf("Options.PrometheusBind %s: port %d is the public listener's", b, port))
+		}
+	}
 	return errors.Join(errs...)
 }
 
+// withDefaults fills the options' unset fields.
+func (o ProxyOptions) withDefaults() ProxyOptions {
+	o.Protocol = or(o.Protocol, ProtocolTCP)
+	o.ScrapePath = or(o.ScrapePath, "/metrics")
+	o.AdminHost = or(o.AdminHost, "127.0.0.1")
+	if o.AdminPort == 0 {
+		o.AdminPort = DefaultEnvoyAdminPort
+	}
+	return o
+}
+
 // publicListener is the inbound listener: mTLS, then RBAC, then tcp_proxy
-// to the local application.
+// (or, with protocol http, an HTTP connection manager) to the local
+// application.
 func publicListener(in *SidecarInput, addr string) (*listener.Listener, error) {
 	name := PublicListener(addr, in.PublicPort)
 	p := &packer{what: fmt.Sprintf("listener %q", name)}
@@ -226,10 +279,17 @@ func publicListener(in *SidecarInput, addr string) (*listener.Listener, error) {
 		StatPrefix: "connect_authz",
 		Rules:      intentionRules(in),
 	})
-	proxy := p.pack(&tcpproxy.TcpProxy{
-		StatPrefix:       "public_listener",
-		ClusterSpecifier: &tcpproxy.TcpProxy_Cluster{Cluster: LocalAppCluster},
-	})
+	proxyName := wellknown.TCPProxy
+	var proxy *anypb.Any
+	if in.Options.Protocol == ProtocolHTTP {
+		proxyName, proxy = wellknown.HTTPConnectionManager, p.publicHTTP(in.Service, &in.Options)
+	} else {
+		proxy = p.pack(&tcpproxy.TcpProxy{
+			StatPrefix:       "public_listener",
+			ClusterSpecifier: &tcpproxy.TcpProxy_Cluster{Cluster: LocalAppCluster},
+			AccessLog:        p.accessLogs(in.Options.AccessLogs),
+		})
+	}
 	tlsConfig := p.pack(&tls.DownstreamTlsContext{
 		CommonTlsContext: &tls.CommonTlsContext{
 			TlsParams:                      &tls.TlsParameters{TlsMinimumProtocolVersion: tls.TlsParameters_TLSv1_2},
@@ -250,7 +310,7 @@ func publicListener(in *SidecarInput, addr string) (*listener.Listener, error) {
 		FilterChains: []*listener.FilterChain{{
 			Filters: []*listener.Filter{
 				{Name: wellknown.RoleBasedAccessControl, ConfigType: &listener.Filter_TypedConfig{TypedConfig: rbacConfig}},
-				{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: proxy}},
+				{Name: proxyName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: proxy}},
 			},
 			TransportSocket: &core.TransportSocket{
 				Name:       wellknown.TransportSocketTLS,
@@ -326,13 +386,14 @@ func sourcePrincipal(trustDomain, datacenter, source string) *rbac.Principal {
 	}}
 }
 
-func upstreamListener(up Upstream, clusterName string) (*listener.Listener, error) {
+func upstreamListener(up Upstream, clusterName string, logs *AccessLogs) (*listener.Listener, error) {
 	addr := or(up.LocalBindAddress, "127.0.0.1")
 	name := UpstreamListener(up.Name, addr, up.LocalBindPort)
 	p := &packer{what: fmt.Sprintf("listener %q", name)}
 	proxy := p.pack(&tcpproxy.TcpProxy{
 		StatPrefix:       "upstream." + up.Name,
 		ClusterSpecifier: &tcpproxy.TcpProxy_Cluster{Cluster: clusterName},
+		AccessLog:        p.accessLogs(logs),
 	})
 	if p.err != nil {
 		return nil, p.err

@@ -99,6 +99,25 @@ metrics_addr = "127.0.0.1:19100"
 enable_debug = true
 workload_socket = "/run/warren-test/workload.sock"
 
+proxy_defaults {
+  config {
+    protocol                   = "http"
+    envoy_prometheus_bind_addr = "0.0.0.0:9102"
+    opentelemetry {
+      collector_address = "127.0.0.1:4317"
+      service_name      = "edge"
+    }
+  }
+  access_logs {
+    enabled               = true
+    disable_listener_logs = true
+    type                  = "file"
+    path                  = "/var/log/envoy/access.log"
+    json_format           = "{\"code\": \"%RESPONSE_CODE%\"}"
+    text_format           = ""
+  }
+}
+
 acl {
   enabled              = true
   default_policy       = "allow"

@@ -17,6 +17,13 @@ import (
 
 var metricName = regexp.MustCompile(`warren_[a-z0-9_]+`)
 
+// multiServerOnly are metrics with series only in a cluster of several
+// servers, which this test's single dev server cannot show, and the test
+// that scrapes them from one.
+var multiServerOnly = map[string]string{
+	"warren_raft_follower_last_contact_seconds": "server.TestFollowerLastContactMetric",
+}
+
 // TestDashboardsUseRealMetrics checks that every metric a panel of the
 // Grafana dashboards in docs/dashboards names is one a server or an agent
 // exports, after driving each subsystem once.
@@ -111,7 +118,7 @@ func TestDashboardsUseRealMetrics(t *testing.T) {
 					base = strings.TrimSuffix(m, suffix)
 				}
 			}
-			if !exported[base] {
+			if !exported[base] && multiServerOnly[base] == "" {
 				t.Errorf("%s: panel uses %s, which no server or agent exports", filepath.Base(f), m)
 			}
 		}

@@ -124,6 +124,19 @@ func TestMetricsMoveWithActions(t *testing.T) {
 	if value(after, "warren_blocking_spurious_wakeups_total", nil) != 0 {
 		t.Error("spurious wake-ups")
 	}
+	// The DNS latency histogram is sampled: each timed query counts 16.
+	if n := value(after, "warren_dns_query_duration_seconds", nil); int(n)%16 != 0 {
+		t.Errorf("DNS latency sample count %v is not a multiple of 16", n)
+	}
+	// The failure detector's counters are bridged from memberlist: present,
+	// and a lone healthy node has nothing to report.
+	for _, name := range []string{"warren_gossip_suspicions_total", "warren_gossip_degraded_probes_total", "warren_gossip_health_score"} {
+		if after[name] == nil {
+			t.Errorf("%s not exported", name)
+		} else if v := value(after, name, nil); v != 0 {
+			t.Errorf("%s = %v on a single healthy node", name, v)
+		}
+	}
 	// No label grows with instances: no label value names a node, a
 	// service instance or a check we registered.
 	for name, f := range after {

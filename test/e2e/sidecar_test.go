@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -369,11 +370,19 @@ func TestSidecarXDS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots, _, err := cl.Agent().ConnectCARoots(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	td := roots.TrustDomain
+	// The CA is made at the first leadership; under load that may be a
+	// moment after the services are registered.
+	var td string
+	waitFor(t, 10*time.Second, func() error {
+		roots, _, err := cl.Agent().ConnectCARoots(nil)
+		if err == nil && roots.TrustDomain == "" {
+			err = errors.New("no CA roots yet")
+		}
+		if err == nil {
+			td = roots.TrustDomain
+		}
+		return err
+	})
 	dc := "dc1"
 	webID := fmt.Sprintf("spiffe://%s/ns/default/dc/%s/svc/web", td, dc)
 	apiCluster := fmt.Sprintf("api.default.%s.internal.%s", dc, td)
