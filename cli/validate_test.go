@@ -27,8 +27,13 @@ func TestValidate(t *testing.T) {
 		{name: "packaged agent config", files: map[string]string{"warren.hcl": string(packaged)},
 			code: ExitOK, stdout: "configuration in $DIR is valid\n"},
 		{name: "packaged config plus a server file", files: map[string]string{
-			"warren.hcl": string(packaged), "server.hcl": "server = true\nbootstrap_expect = 1\n"},
+			"warren.hcl": string(packaged), "server.hcl": "server = true\nbootstrap_expect = 1\nbind_addr = \"127.0.0.1\"\n"},
 			code: ExitOK, stdout: "configuration in $DIR is valid\n"},
+		// A server without TLS binds RPC to loopback only, and validate
+		// says so (the default bind_addr is 0.0.0.0).
+		{name: "server without TLS off loopback", files: map[string]string{
+			"warren.hcl": string(packaged), "server.hcl": "server = true\nbootstrap_expect = 1\n"},
+			code: ExitError, stderr: "bind_addr: server RPC on 0.0.0.0 without TLS: refusing a non-loopback address; configure tls { defaults { ca_file, cert_file, key_file } } (`warren tls ca create`, `warren tls cert create -server`), or bind to 127.0.0.1\n"},
 		{name: "no data_dir", files: map[string]string{"a.hcl": "log_level = \"info\"\n"},
 			code: ExitError, stderr: "data_dir: required in agent mode: set data_dir in a config file or use -data-dir\n"},
 		{name: "every error with file and line", files: map[string]string{

@@ -58,7 +58,7 @@ func TestLoad_FullConfig(t *testing.T) {
 		LogJSON:         true,
 		BindAddr:        "10.0.0.5",
 		AdvertiseAddr:   "192.0.2.10",
-		ClientAddr:      "0.0.0.0",
+		ClientAddr:      "127.0.0.2",
 		Ports:           Ports{HTTP: 18500, DNS: -1, Server: 18300, SerfLAN: 18301, GRPC: 18502, HTTPS: 18501},
 		Server:          true,
 		BootstrapExpect: 3,
@@ -270,9 +270,11 @@ func TestLoad_Defaults(t *testing.T) {
 			Connect: defaultConnect(),
 			Limits:  defLimits, CheckOutputMaxSize: defOutput,
 		}},
-		{ModeServer, []string{"-data-dir", "/d"}, Config{
+		// Without TLS a server binds RPC to loopback only (the default
+		// 0.0.0.0 is refused: TestLoadDir_Valid).
+		{ModeServer, []string{"-data-dir", "/d", "-bind", "127.0.0.1"}, Config{
 			Mode: ModeServer, NodeName: "web-01-example-com", Datacenter: "dc1", DataDir: "/d", LogLevel: "info",
-			BindAddr: "0.0.0.0", AdvertiseAddr: "10.1.2.3", ClientAddr: "127.0.0.1",
+			BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", ClientAddr: "127.0.0.1",
 			Ports:  Ports{HTTP: 8500, DNS: 8600, Server: 8300, SerfLAN: 8301, GRPC: 8502, HTTPS: -1},
 			Server: true, RetryInterval: 30 * time.Second,
 			ReconnectTimeout: 72 * time.Hour, DNS: defaultDNS,
@@ -599,10 +601,20 @@ func TestLoadDir_AllErrors(t *testing.T) {
 
 func TestLoadDir_Valid(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "server.hcl"), "server = true\nbootstrap_expect = 3\ndata_dir = \"/d\"\n")
+	writeFile(t, filepath.Join(dir, "server.hcl"), "server = true\nbootstrap_expect = 3\ndata_dir = \"/d\"\nbind_addr = \"127.0.0.1\"\n")
 	got, err := loadDir(dir, testHost())
 	if err != nil {
 		t.Fatalf("LoadDir: %v", err)
+	}
+	// Without TLS a server may not bind RPC off loopback: the error names
+	// the key and where it came from (here, the default).
+	writeFile(t, filepath.Join(dir, "server.hcl"), "server = true\nbootstrap_expect = 3\ndata_dir = \"/d\"\n")
+	if _, err := loadDir(dir, testHost()); err == nil || !strings.Contains(err.Error(), "bind_addr: server RPC on 0.0.0.0 without TLS") {
+		t.Errorf("server bound to 0.0.0.0 without TLS: %v", err)
+	}
+	writeFile(t, filepath.Join(dir, "server.hcl"), "server = true\nbootstrap_expect = 3\ndata_dir = \"/d\"\nbind_addr = \"127.0.0.1\"\nclient_addr = \"10.0.0.1\"\n")
+	if _, err := loadDir(dir, testHost()); err == nil || !strings.Contains(err.Error(), "server.hcl:5: client_addr: plaintext HTTP on 10.0.0.1") {
+		t.Errorf("plaintext HTTP off loopback: %v", err)
 	}
 	if got.Mode != ModeServer || got.BootstrapExpect != 3 {
 		t.Errorf("got mode %v, bootstrap_expect %d; want server, 3", got.Mode, got.BootstrapExpect)

@@ -162,7 +162,7 @@ dns_config {
 // set; LoadDir learns the role from the files.
 func TestLeaveOnTerminateDefault(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "s.hcl"), "server = true\ndata_dir = \"/d\"\n")
+	writeFile(t, filepath.Join(dir, "s.hcl"), "server = true\ndata_dir = \"/d\"\nbind_addr = \"127.0.0.1\"\n")
 	got, err := loadDir(dir, testHost())
 	if err != nil {
 		t.Fatal(err)

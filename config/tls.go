@@ -1,6 +1,9 @@
 package config
 
-import "os"
+import (
+	"net/netip"
+	"os"
+)
 
 // TLSConfig is Consul's modern tls stanza, the part Warren implements, and
 // auto_encrypt. With a CA (ca_file or ca_path) every server RPC
@@ -110,7 +113,22 @@ func (b *builder) validateTLS() {
 	} else if c.Ports.HTTPS > 0 && !hasCert {
 		check("ports.https", "HTTPS needs a certificate: set tls.defaults.cert_file and key_file (or auto_encrypt.tls on an agent)")
 	}
+	// Plaintext stays on loopback. The listeners check again when they
+	// open; here `warren validate` and the start-up error name the file
+	// and line.
+	if !t.Enabled() && c.Server && !loopbackIP(c.BindAddr) {
+		check("bind_addr", "server RPC on %s without TLS: refusing a non-loopback address; configure tls { defaults { ca_file, cert_file, key_file } } (`warren tls ca create`, `warren tls cert create -server`), or bind to 127.0.0.1", c.BindAddr)
+	}
+	if c.Ports.HTTP > 0 && !loopbackIP(c.ClientAddr) {
+		check("client_addr", "plaintext HTTP on %s: refusing a non-loopback address; configure TLS (tls.defaults.cert_file, ports.https) and set ports.http = -1, or keep client_addr on loopback", c.ClientAddr)
+	}
 	if c.Ports.HTTP == -1 && c.Ports.HTTPS <= 0 {
 		check("ports.http", "-1 disables the only HTTP API: enable HTTPS (ports.https with a TLS certificate) first")
 	}
+}
+
+// loopbackIP reports whether addr is a loopback IP address.
+func loopbackIP(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	return err == nil && ip.IsLoopback()
 }
