@@ -328,22 +328,10 @@ func startDNSDev(ctx context.Context, bin, dir string, keep bool, env ...string)
 	c.leader = p
 	log.Printf("dns: warren dev started (http %s, dns %s), log %s", p.httpAddr, dnsAddr, p.logPath)
 
-	rctx, cancel := context.WithTimeout(ctx, leaderTimeout)
-	defer cancel()
-	hc := newClient(1)
-	defer hc.CloseIdleConnections()
-	for {
-		if err := c.checkAlive(); err != nil {
-			return c, "", err
-		}
-		var leader string
-		if _, err := hc.getJSON(rctx, p.baseURL()+"/v1/status/leader", &leader); err == nil && leader != "" {
-			return c, dnsAddr, nil
-		}
-		if err := sleepCtx(rctx, 100*time.Millisecond); err != nil {
-			return c, "", fmt.Errorf("warren dev has no leader after %s: %w", leaderTimeout, err)
-		}
+	if err := waitDevLeader(ctx, c, p); err != nil {
+		return c, "", err
 	}
+	return c, dnsAddr, nil
 }
 
 // waitDNSAnswers polls addr over UDP until dnsName A has want records.
@@ -456,4 +444,25 @@ func runDNSPerf(ctx context.Context, bin, addr, queryFile string, pid, seconds i
 		r.avgLat = m[1]
 	}
 	return r, nil
+}
+
+// waitDevLeader waits until the one-process cluster c (warren dev p) has a
+// leader, failing at once if the process exits.
+func waitDevLeader(ctx context.Context, c *cluster, p *proc) error {
+	rctx, cancel := context.WithTimeout(ctx, leaderTimeout)
+	defer cancel()
+	hc := newClient(1)
+	defer hc.CloseIdleConnections()
+	for {
+		if err := c.checkAlive(); err != nil {
+			return err
+		}
+		var leader string
+		if _, err := hc.getJSON(rctx, p.baseURL()+"/v1/status/leader", &leader); err == nil && leader != "" {
+			return nil
+		}
+		if err := sleepCtx(rctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("warren dev has no leader after %s: %w", leaderTimeout, err)
+		}
+	}
 }

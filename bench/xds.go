@@ -303,20 +303,8 @@ func startXDSDev(ctx context.Context, bin, dir string, keep bool) (c *cluster, g
 	c.procs = []*proc{p}
 	c.leader = p
 	log.Printf("sidecars: warren dev started (http %s, xDS %s), log %s", p.httpAddr, grpcAddr, p.logPath)
-	rctx, cancel := context.WithTimeout(ctx, leaderTimeout)
-	defer cancel()
-	hc := newClient(1)
-	defer hc.CloseIdleConnections()
-	for {
-		if err := c.checkAlive(); err != nil {
-			return c, "", err
-		}
-		var leader string
-		if _, err := hc.getJSON(rctx, p.baseURL()+"/v1/status/leader", &leader); err == nil && leader != "" {
-			return c, grpcAddr, nil
-		}
-		if err := sleepCtx(rctx, 100*time.Millisecond); err != nil {
-			return c, "", fmt.Errorf("warren dev has no leader after %s: %w", leaderTimeout, err)
-		}
+	if err := waitDevLeader(ctx, c, p); err != nil {
+		return c, "", err
 	}
+	return c, grpcAddr, nil
 }

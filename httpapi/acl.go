@@ -110,79 +110,37 @@ func hashOf(v any) []byte {
 	return sum[:]
 }
 
-func toLinks[T acl.PolicyLink | acl.RoleLink](ls []T) []*api.ACLLink {
-	out := make([]*api.ACLLink, 0, len(ls))
-	for _, l := range ls {
-		switch x := any(l).(type) {
-		case acl.PolicyLink:
-			out = append(out, &api.ACLLink{ID: x.ID, Name: x.Name})
-		case acl.RoleLink:
-			out = append(out, &api.ACLLink{ID: x.ID, Name: x.Name})
-		}
-	}
-	return out
+// dropNil leaves out the nil elements of a decoded list (JSON nulls).
+func dropNil[T any](in []*T) []*T {
+	return slices.DeleteFunc(slices.Clone(in), func(x *T) bool { return x == nil })
 }
 
-func policyLinks(ls []*api.ACLLink) []acl.PolicyLink {
-	out := make([]acl.PolicyLink, 0, len(ls))
-	for _, l := range ls {
-		if l != nil {
-			out = append(out, acl.PolicyLink{ID: l.ID, Name: l.Name})
-		}
-	}
-	return out
+// The conversions between the wire types (api) and the stored ones (acl).
+func policyLinkToWire(l acl.PolicyLink) *api.ACLLink { return &api.ACLLink{ID: l.ID, Name: l.Name} }
+func roleLinkToWire(l acl.RoleLink) *api.ACLLink     { return &api.ACLLink{ID: l.ID, Name: l.Name} }
+func policyLink(l *api.ACLLink) acl.PolicyLink       { return acl.PolicyLink{ID: l.ID, Name: l.Name} }
+func roleLink(l *api.ACLLink) acl.RoleLink           { return acl.RoleLink{ID: l.ID, Name: l.Name} }
+
+func serviceIdentityToWire(s acl.ServiceIdentity) *api.ACLServiceIdentity {
+	return &api.ACLServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters}
 }
 
-func roleLinks(ls []*api.ACLLink) []acl.RoleLink {
-	out := make([]acl.RoleLink, 0, len(ls))
-	for _, l := range ls {
-		if l != nil {
-			out = append(out, acl.RoleLink{ID: l.ID, Name: l.Name})
-		}
-	}
-	return out
+func serviceIdentity(s *api.ACLServiceIdentity) acl.ServiceIdentity {
+	return acl.ServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters}
 }
 
-func toServiceIdentities(in []acl.ServiceIdentity) []*api.ACLServiceIdentity {
-	out := make([]*api.ACLServiceIdentity, 0, len(in))
-	for _, s := range in {
-		out = append(out, &api.ACLServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
-	}
-	return out
+func nodeIdentityToWire(n acl.NodeIdentity) *api.ACLNodeIdentity {
+	return &api.ACLNodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter}
 }
 
-func fromServiceIdentities(in []*api.ACLServiceIdentity) []acl.ServiceIdentity {
-	out := make([]acl.ServiceIdentity, 0, len(in))
-	for _, s := range in {
-		if s != nil {
-			out = append(out, acl.ServiceIdentity{ServiceName: s.ServiceName, Datacenters: s.Datacenters})
-		}
-	}
-	return out
-}
-
-func toNodeIdentities(in []acl.NodeIdentity) []*api.ACLNodeIdentity {
-	out := make([]*api.ACLNodeIdentity, 0, len(in))
-	for _, n := range in {
-		out = append(out, &api.ACLNodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
-	}
-	return out
-}
-
-func fromNodeIdentities(in []*api.ACLNodeIdentity) []acl.NodeIdentity {
-	out := make([]acl.NodeIdentity, 0, len(in))
-	for _, n := range in {
-		if n != nil {
-			out = append(out, acl.NodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter})
-		}
-	}
-	return out
+func nodeIdentity(n *api.ACLNodeIdentity) acl.NodeIdentity {
+	return acl.NodeIdentity{NodeName: n.NodeName, Datacenter: n.Datacenter}
 }
 
 func wireToken(t *acl.Token, secret string) *api.ACLToken {
 	out := &api.ACLToken{AccessorID: t.AccessorID, SecretID: secret, Description: t.Description,
-		Policies: toLinks(t.Policies), Roles: toLinks(t.Roles),
-		ServiceIdentities: toServiceIdentities(t.ServiceIdentities), NodeIdentities: toNodeIdentities(t.NodeIdentities),
+		Policies: mapSlice(t.Policies, policyLinkToWire), Roles: mapSlice(t.Roles, roleLinkToWire),
+		ServiceIdentities: mapSlice(t.ServiceIdentities, serviceIdentityToWire), NodeIdentities: mapSlice(t.NodeIdentities, nodeIdentityToWire),
 		Local: t.Local, ExpirationTime: t.ExpirationTime, CreateTime: t.CreateTime,
 		CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
 	out.Hash = hashOf(out)
@@ -197,8 +155,8 @@ func wirePolicy(p *acl.Policy) *api.ACLPolicy {
 }
 
 func wireRole(r *acl.Role) *api.ACLRole {
-	out := &api.ACLRole{ID: r.ID, Name: r.Name, Description: r.Description, Policies: toLinks(r.Policies),
-		ServiceIdentities: toServiceIdentities(r.ServiceIdentities), NodeIdentities: toNodeIdentities(r.NodeIdentities),
+	out := &api.ACLRole{ID: r.ID, Name: r.Name, Description: r.Description, Policies: mapSlice(r.Policies, policyLinkToWire),
+		ServiceIdentities: mapSlice(r.ServiceIdentities, serviceIdentityToWire), NodeIdentities: mapSlice(r.NodeIdentities, nodeIdentityToWire),
 		CreateIndex: r.CreateIndex, ModifyIndex: r.ModifyIndex}
 	out.Hash = hashOf(out)
 	return out
@@ -280,8 +238,8 @@ func (h *handler) aclTokenWrite(create bool) http.HandlerFunc {
 		}
 		req := acl.TokenSetRequest{Create: create, SecretID: in.SecretID, ExpirationTTL: time.Duration(in.ExpirationTTL),
 			Token: acl.Token{AccessorID: in.AccessorID, Description: in.Description, Local: in.Local,
-				Policies: policyLinks(in.Policies), Roles: roleLinks(in.Roles),
-				ServiceIdentities: fromServiceIdentities(in.ServiceIdentities), NodeIdentities: fromNodeIdentities(in.NodeIdentities)}}
+				Policies: mapSlice(dropNil(in.Policies), policyLink), Roles: mapSlice(dropNil(in.Roles), roleLink),
+				ServiceIdentities: mapSlice(dropNil(in.ServiceIdentities), serviceIdentity), NodeIdentities: mapSlice(dropNil(in.NodeIdentities), nodeIdentity)}}
 		if in.ExpirationTime != nil {
 			if !create {
 				h.fail(w, r, badRequest("ExpirationTime: cannot be changed on an existing token"))
@@ -451,8 +409,8 @@ func (h *handler) aclRoleWrite(create bool) http.HandlerFunc {
 			in.ID = id
 		}
 		req := acl.RoleSetRequest{Create: create, Role: acl.Role{ID: in.ID, Name: in.Name, Description: in.Description,
-			Policies: policyLinks(in.Policies), ServiceIdentities: fromServiceIdentities(in.ServiceIdentities),
-			NodeIdentities: fromNodeIdentities(in.NodeIdentities)}}
+			Policies: mapSlice(dropNil(in.Policies), policyLink), ServiceIdentities: mapSlice(dropNil(in.ServiceIdentities), serviceIdentity),
+			NodeIdentities: mapSlice(dropNil(in.NodeIdentities), nodeIdentity)}}
 		var reply acl.RoleReply
 		if err := h.aclCall(r.Context(), acl.MethodRoleSet, &req, &reply); err != nil {
 			h.fail(w, r, err)
@@ -564,7 +522,7 @@ func (h *handler) enrollmentTokenCreate(w http.ResponseWriter, r *http.Request) 
 		in.TTL = api.Duration(time.Hour)
 	}
 	req := acl.EnrollmentTokenRequest{Description: in.Description, TTL: time.Duration(in.TTL), Uses: in.Uses,
-		NodePrefix: in.NodePrefix, ServiceIdentities: fromServiceIdentities(in.ServiceIdentities)}
+		NodePrefix: in.NodePrefix, ServiceIdentities: mapSlice(dropNil(in.ServiceIdentities), serviceIdentity)}
 	var reply acl.EnrollmentTokenReply
 	if err := h.aclCall(r.Context(), acl.MethodEnrollmentTokenCreate, &req, &reply); err != nil {
 		h.fail(w, r, err)

@@ -330,10 +330,6 @@ func (s *Server) applyACL(ctx context.Context, b *aclBatch) error {
 	return s.applyCommand(ctx, fsm.MetaBatchType, b.MetaBatch)
 }
 
-func permissionDenied(perm string) error {
-	return fmt.Errorf("%w: token lacks permission '%s'", catalog.ErrPermissionDenied, perm)
-}
-
 // requireACL checks the caller's identity for ACL reads or writes.
 func (s *Server) requireACL(ctx context.Context, write bool) (*acl.Identity, error) {
 	id, err := s.identity(ctx)
@@ -341,10 +337,10 @@ func (s *Server) requireACL(ctx context.Context, write bool) (*acl.Identity, err
 		return nil, err
 	}
 	if write && !id.Authorizer.ACLWrite() {
-		return nil, permissionDenied("acl:write")
+		return nil, denied("acl:write", "")
 	}
 	if !write && !id.Authorizer.ACLRead() {
-		return nil, permissionDenied("acl:read")
+		return nil, denied("acl:read", "")
 	}
 	return id, nil
 }
@@ -469,10 +465,8 @@ func (s *Server) localACLTokenSet(ctx context.Context, req *acl.TokenSetRequest)
 	b := &aclBatch{}
 	secret := ""
 	if req.Create {
-		if t.AccessorID == "" {
+		if t.AccessorID == "" { // a given one was checked by ValidateToken
 			t.AccessorID = uuid.NewString()
-		} else if _, err := uuid.Parse(t.AccessorID); err != nil {
-			return nil, &catalog.FieldError{Field: "AccessorID", Reason: "not a UUID"}
 		}
 		if old, err := s.loadToken(nil, t.AccessorID); err != nil {
 			return nil, err
@@ -482,8 +476,8 @@ func (s *Server) localACLTokenSet(ctx context.Context, req *acl.TokenSetRequest)
 		secret = req.SecretID
 		if secret == "" {
 			secret = newSecret()
-		} else if _, err := uuid.Parse(secret); err != nil {
-			return nil, &catalog.FieldError{Field: "SecretID", Reason: "not a UUID"}
+		} else if err := acl.ValidateSecretID(secret); err != nil {
+			return nil, err
 		}
 		t.SecretHash = acl.HashSecret(secret)
 		if _, e, err := s.store.MetaEntry(nil, aclSecretPrefix+t.SecretHash); err != nil {

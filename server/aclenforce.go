@@ -23,7 +23,11 @@ import (
 // QueryMeta.ResultsFilteredByACLs), operator and snapshot calls need
 // operator or acl permissions, and the status calls are open.
 
+// denied is the refusal of a permission, on name if there is one.
 func denied(perm, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: token lacks permission '%s'", catalog.ErrPermissionDenied, perm)
+	}
 	return fmt.Errorf("%w: token lacks permission '%s' on %q", catalog.ErrPermissionDenied, perm, name)
 }
 
@@ -50,18 +54,18 @@ func (s *Server) authorizeCall(ctx context.Context, method string, req any) (acl
 		return a, nil
 	case rpc.MethodRaftConfiguration, rpc.MethodCAConfigGet:
 		if !a.OperatorRead() {
-			return nil, permissionDenied("operator:read")
+			return nil, denied("operator:read", "")
 		}
 		return nil, nil
 	case rpc.MethodRemovePeer, rpc.MethodCAConfigSet:
 		if !a.OperatorWrite() {
-			return nil, permissionDenied("operator:write")
+			return nil, denied("operator:write", "")
 		}
 		return nil, nil
 	case rpc.MethodSnapshotSave, rpc.MethodSnapshotRestore:
 		// A snapshot holds every ACL object: management only, as Consul.
 		if !a.ACLWrite() {
-			return nil, permissionDenied("acl:write")
+			return nil, denied("acl:write", "")
 		}
 		return nil, nil
 	case rpc.MethodAutoEncryptSign:
@@ -111,7 +115,7 @@ func (s *Server) authorizeCall(ctx context.Context, method string, req any) (acl
 	// A method without a rule is refused, so a new method cannot slip
 	// through unchecked.
 	if !a.ACLWrite() {
-		return nil, permissionDenied("acl:write")
+		return nil, denied("acl:write", "")
 	}
 	return nil, nil
 }

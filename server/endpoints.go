@@ -283,7 +283,7 @@ func (g *grpcService) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingSer
 			return rpc.ToStatus(err)
 		}
 		if !id.Authorizer.ServiceRead("") {
-			return rpc.ToStatus(permissionDenied("service_prefix \"\": read"))
+			return rpc.ToStatus(denied("service_prefix \"\": read", ""))
 		}
 	}
 	return g.s.watch(stream)
