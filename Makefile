@@ -4,13 +4,21 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/warren-mesh/warren/cli.Version=$(VERSION) -X github.com/warren-mesh/warren/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
+# grpcnotrace drops grpc's golang.org/x/net/trace: its init registers
+# /debug/requests on http.DefaultServeMux and links html/template, whose
+# reflective method calls keep every exported method of every type in the
+# binary (the Envoy protos' included): 8 MB of the binary and of what an
+# agent maps. We never serve DefaultServeMux.
+TAGS      := grpcnotrace
 
 .PHONY: all build dev test unit e2e lint generate check-generate bench fuzz packages e2e-long
 
 all: build
 
+# The binary is static (no cgo), as the packages are: Go's own resolver and
+# user lookups, no libc mapped into every agent.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/warren ./cmd/warren
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/warren ./cmd/warren
 
 dev: build
 	./bin/warren dev
@@ -29,7 +37,7 @@ check-generate: generate
 	git diff --exit-code -- rpc/pb
 
 test: lint build
-	$(GO) test -race -count=1 -timeout 15m -p 2 ./...
+	$(GO) test -tags $(TAGS) -race -count=1 -timeout 15m -p 2 ./...
 
 bench: build
 	$(GO) run ./bench -warren ./bin/warren
@@ -57,7 +65,7 @@ PKG_ARCHES ?= amd64 arm64
 packages:
 	@set -e; for arch in $(PKG_ARCHES); do \
 	  mkdir -p bin/linux_$$arch; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildmode=pie \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -tags $(TAGS) -trimpath -buildmode=pie \
 	    -ldflags "-s -w $(LDFLAGS)" -o bin/linux_$$arch/warren ./cmd/warren; \
 	  $(GO) run ./packaging -version "$(VERSION)" -arch $$arch -bin bin/linux_$$arch/warren -out dist; \
 	done

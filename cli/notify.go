@@ -30,6 +30,8 @@ type notifier struct {
 	ready    atomic.Bool
 	// watchdog is the unit's WatchdogSec (0: none).
 	watchdog time.Duration
+	// onReady, if set, runs once, right after the first READY=1.
+	onReady func()
 }
 
 func newNotifier(log *slog.Logger, needJoin bool) *notifier {
@@ -116,6 +118,9 @@ func (n *notifier) Run(ctx context.Context, httpAddr, dnsAddr string) error {
 			n.ready.Store(true)
 			n.notify("READY=1\nSTATUS=serving")
 			n.log.Debug("ready: serving HTTP and DNS")
+			if n.onReady != nil {
+				n.onReady()
+			}
 		}
 	}
 }

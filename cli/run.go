@@ -32,6 +32,7 @@ import (
 	"github.com/warren-mesh/warren/internal/audit"
 	"github.com/warren-mesh/warren/internal/limits"
 	"github.com/warren-mesh/warren/internal/logging"
+	"github.com/warren-mesh/warren/internal/memtrim"
 	"github.com/warren-mesh/warren/internal/metrics"
 	"github.com/warren-mesh/warren/internal/task"
 	"github.com/warren-mesh/warren/internal/tlscfg"
@@ -195,6 +196,7 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 	// systemd notification (cli/notify.go): READY=1 once HTTP and DNS
 	// answer and the first join (if any) succeeded.
 	notify := newNotifier(log.With("subsystem", "systemd"), len(cfg.RetryJoin) > 0)
+	notify.onReady = func() { releaseStartupPages(log) }
 	dnsProbe := ""
 	if p.dns != nil {
 		dnsProbe = dialable(p.dns.Addr())
@@ -255,6 +257,18 @@ func runProcess(ctx context.Context, cfg *config.Config, reload func() ([]agent.
 		err = gerr
 	}
 	return err
+}
+
+// releaseStartupPages unmaps the binary's pages that only start-up used
+// (internal/memtrim), once the process serves: an idle agent's resident set
+// is then what it runs, not what its 500 packages' initialisation touched.
+func releaseStartupPages(log *slog.Logger) {
+	r, err := memtrim.Release()
+	if err != nil {
+		log.Warn("release start-up pages", "err", err)
+		return
+	}
+	log.Debug("released start-up pages of the binary", "mappings", r.Mappings, "resident_kib", r.Bytes>>10)
 }
 
 func (p *process) dnsAddr() string {
