@@ -81,6 +81,7 @@ type handler struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	shared   *sharedBodies
+	flights  *blockingFlights
 
 	acl          ACLResolver
 	aclBackend   ACLBackend
@@ -95,7 +96,7 @@ type handler struct {
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies(),
+		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies(), flights: newBlockingFlights(),
 		acl: cfg.ACL, defaultToken: cfg.DefaultToken,
 		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
 		rejections: cfg.Rejections, audit: cfg.Audit}
@@ -113,6 +114,7 @@ func New(cfg Config) http.Handler {
 	}, []string{"route"})
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(h.requests, h.latency)
+		cfg.Registerer.MustRegister(h.flights.collectors()...)
 	} else {
 		// No registry: no instrumentation at all (what
 		// WARREN_DISABLE_METRICS measures against).
@@ -214,23 +216,24 @@ func (h *handler) query(fn queryFunc) http.HandlerFunc {
 			}
 			defer release()
 		}
-		body, meta, err := fn(r, q)
+		if q.MinIndex == 0 {
+			body, meta, err := fn(r, q)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			setQueryMeta(w.Header(), meta, q.Consistency)
+			h.writeJSON(w, r, body)
+			return
+		}
+		// A blocking query: identical ones share one read and one
+		// encoding of its answer (coalesce.go).
+		b, meta, err := h.blockingAnswer(r, q, fn)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
 		setQueryMeta(w.Header(), meta, q.Consistency)
-		if q.MinIndex == 0 {
-			h.writeJSON(w, r, body)
-			return
-		}
-		// A blocking query: the watchers one change wakes share one
-		// encoding of the answer.
-		b, err := h.shared.encode(sharedKey(r, meta), body)
-		if err != nil {
-			h.fail(w, r, fmt.Errorf("encode response: %w", err))
-			return
-		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	}

@@ -48,9 +48,10 @@ func TestBlockingQueriesPerClient(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for range 3 {
+	for i := range 3 {
 		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/catalog/services?index=5&wait=1m", nil)
+			// Three different queries (identical ones share one backend read).
+			req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/catalog/services?index=5&wait=1m&node-meta=rack:r%d", srv.URL, i), nil)
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				resp.Body.Close()
 			}

@@ -31,7 +31,16 @@ const sharedBodiesMax = 512
 
 func newSharedBodies() *sharedBodies { return &sharedBodies{m: map[string][]byte{}} }
 
+// sharedKey identifies a request's answer at meta's index: its query
+// (queryKey) and the index.
 func sharedKey(r *http.Request, meta catalog.QueryMeta) string {
+	return queryKey(r) + "#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader)
+}
+
+// queryKey identifies what a request asks for, whatever its index and wait:
+// the path, every other option, and (with ACLs) the token's accessor, since
+// the answer is what that token may see.
+func queryKey(r *http.Request) string {
 	q := r.URL.Query()
 	q.Del("index")
 	q.Del("wait")
@@ -47,9 +56,6 @@ func sharedKey(r *http.Request, meta catalog.QueryMeta) string {
 		sort.Strings(vs)
 		b.WriteString("&" + url.QueryEscape(k) + "=" + url.QueryEscape(strings.Join(vs, "\x00")))
 	}
-	b.WriteString("#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader))
-	// With ACLs the answer is what this token may see: only requests
-	// made with the same token share it.
 	if id := acl.FromContext(r.Context()); id != nil {
 		b.WriteString("#" + id.AccessorID)
 	}
