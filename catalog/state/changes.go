@@ -176,7 +176,7 @@ func instance(tx *memdb.Txn, svc *catalog.Service) (catalog.CheckServiceNode, bo
 	}
 	csn := catalog.CheckServiceNode{Node: nraw.(*catalog.Node), Service: svc}
 	for _, sid := range []string{"", svc.ID} {
-		it, err := tx.Get(tableChecks, "node_service", svc.Node, sid)
+		it, err := tx.Get(tableChecks, "id_prefix", svc.Node, sid)
 		if err != nil {
 			return catalog.CheckServiceNode{}, false
 		}

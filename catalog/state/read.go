@@ -296,7 +296,7 @@ func (s *Store) CheckServiceNodes(ws memdb.WatchSet, service string, tags []stri
 		if r.err != nil {
 			break
 		}
-		cit, err := r.tx.Get(tableChecks, "node_service", n, "")
+		cit, err := r.tx.Get(tableChecks, "id_prefix", n, "")
 		if err != nil {
 			r.err = err
 			break
@@ -357,7 +357,7 @@ func (r *reader) instanceChecks(node, serviceID string, fallback <-chan struct{}
 	if r.err != nil {
 		return nil
 	}
-	it, err := r.tx.Get(tableChecks, "node_service", node, serviceID)
+	it, err := r.tx.Get(tableChecks, "id_prefix", node, serviceID)
 	if err != nil {
 		r.err = err
 		return nil

@@ -33,6 +33,7 @@ type Store struct {
 	mu      sync.Mutex // serializes Restore
 	cur     atomic.Pointer[generation]
 	changes *changeLog
+	strs    interner // repeated strings of written rows (intern.go)
 }
 
 // generation is one memdb instance; Restore replaces it.

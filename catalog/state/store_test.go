@@ -745,3 +745,53 @@ func benchRegs(n int) []*catalog.Registration {
 	}
 	return regs
 }
+
+// A check ID is unique per node: registering it under another service, or
+// at node level, moves it (CreateIndex kept), never duplicates it; removing
+// it by ID finds it wherever it is.
+func TestCheckIDMovesBetweenServices(t *testing.T) {
+	s := New()
+	mustRegister(t, s, 5, svcReg("n1", "web", "web1"))
+	mustRegister(t, s, 6, svcReg("n1", "api", "api1"))
+	chk := func(serviceID, status string) *catalog.Registration {
+		return &catalog.Registration{Node: node("n1"), SkipNodeUpdate: true,
+			Checks: []*catalog.Check{{CheckID: "probe", ServiceID: serviceID, Status: status}}}
+	}
+	mustRegister(t, s, 7, chk("web1", "passing"))
+	mustRegister(t, s, 8, chk("api1", "critical"))
+	_, cs, _ := s.NodeChecks(nil, "n1")
+	if len(cs) != 1 || cs[0].ServiceID != "api1" || cs[0].ServiceName != "api" || cs[0].Status != "critical" || cs[0].CreateIndex != 7 || cs[0].ModifyIndex != 8 {
+		t.Fatalf("after the move to api1: %+v", cs)
+	}
+	if _, web, _ := s.ServiceChecks(nil, "web"); len(web) != 0 {
+		t.Fatalf("web still has checks: %v", checkIDs(web))
+	}
+	if _, csn, _ := s.CheckServiceNodes(nil, "api", nil); len(csn) != 1 || len(csn[0].Checks) != 1 {
+		t.Fatalf("api instances: %+v", csn)
+	}
+	// To node level: it now applies to every instance on n1.
+	mustRegister(t, s, 9, chk("", "warning"))
+	_, cs, _ = s.NodeChecks(nil, "n1")
+	if len(cs) != 1 || cs[0].ServiceID != "" || cs[0].ServiceName != "" || cs[0].CreateIndex != 7 {
+		t.Fatalf("after the move to node level: %+v", cs)
+	}
+	if _, csn, _ := s.CheckServiceNodes(nil, "web", nil); len(csn) != 1 || len(csn[0].Checks) != 1 || csn[0].Checks[0].Status != "warning" {
+		t.Fatalf("web instances with the node-level check: %+v", csn)
+	}
+	// Back to a service, then removed by ID alone.
+	mustRegister(t, s, 10, chk("web1", "passing"))
+	mustDeregister(t, s, 11, &catalog.Deregistration{Node: "n1", CheckID: "probe"})
+	if _, cs, _ := s.NodeChecks(nil, "n1"); len(cs) != 0 {
+		t.Fatalf("after removal: %v", checkIDs(cs))
+	}
+	// A check of one node never touches another node's check of that ID.
+	mustRegister(t, s, 12, svcReg("n2", "web", "web1"))
+	mustRegister(t, s, 13, chk("web1", "passing"))
+	n2 := chk("web1", "critical")
+	n2.Node = node("n2")
+	mustRegister(t, s, 14, n2)
+	_, all, _ := s.ChecksInState(nil, catalog.HealthAny)
+	if got := checkIDs(all); !reflect.DeepEqual(got, []string{"n1/probe=passing", "n2/probe=critical"}) {
+		t.Fatalf("checks = %v", got)
+	}
+}

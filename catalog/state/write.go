@@ -122,12 +122,28 @@ func getService(tx *memdb.Txn, node, id string) (*catalog.Service, error) {
 	return raw.(*catalog.Service), nil
 }
 
-func getCheck(tx *memdb.Txn, node, id string) (*catalog.Check, error) {
-	raw, err := tx.First(tableChecks, "id", node, id)
-	if err != nil || raw == nil {
+// getCheck finds a node's check by ID. The checks table is keyed by (node,
+// service ID, check ID): the service ID the caller expects (serviceID) is
+// tried first, which finds every check that stays with its service in one
+// lookup; otherwise the node's checks are searched.
+func getCheck(tx *memdb.Txn, node, serviceID, id string) (*catalog.Check, error) {
+	raw, err := tx.First(tableChecks, "id", node, serviceID, id)
+	if err != nil {
 		return nil, err
 	}
-	return raw.(*catalog.Check), nil
+	if raw != nil {
+		return raw.(*catalog.Check), nil
+	}
+	it, err := tx.Get(tableChecks, "id_prefix", node)
+	if err != nil {
+		return nil, err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if c := raw.(*catalog.Check); c.CheckID == id {
+			return c, nil
+		}
+	}
+	return nil, nil
 }
 
 func collect[T any](tx *memdb.Txn, table, index string, args ...any) ([]T, error) {
@@ -180,6 +196,17 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 			return invalid("ID", "node ID %q is already used by node %q", r.Node.ID, other.Name)
 		}
 	}
+	// Rows share one copy of the strings they repeat: the node's name
+	// (and address) with the stored node, a check's service ID with its
+	// service, names, tags and statuses through the store's interner.
+	nodeName, nodeAddr := name, r.Node.Address
+	if existingNode != nil {
+		nodeName = existingNode.Name
+		if existingNode.Address == nodeAddr {
+			nodeAddr = existingNode.Address
+		}
+	}
+	strs := &t.store.strs
 	var svc *catalog.Service
 	if r.Service != nil {
 		if r.Service.ID == "" || r.Service.Name == "" {
@@ -189,7 +216,12 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 			return invalid("Service.Node", "%q does not match the registered node %q", r.Service.Node, name)
 		}
 		svc = copyService(r.Service)
-		svc.Node = name
+		svc.Node = nodeName
+		svc.Name = strs.intern(svc.Name)
+		strs.internAll(svc.Tags)
+		if svc.Address == nodeAddr {
+			svc.Address = nodeAddr
+		}
 	}
 	checks := make([]*catalog.Check, 0, len(r.Checks))
 	for i, c := range r.Checks {
@@ -204,7 +236,8 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 			return invalid(field+".Node", "%q does not match the registered node %q", c.Node, name)
 		}
 		nc := copyCheck(c)
-		nc.Node = name
+		nc.Node = nodeName
+		nc.Name, nc.Status, nc.Type = strs.intern(nc.Name), strs.intern(nc.Status), strs.intern(nc.Type)
 		nc.ServiceName, nc.ServiceTags = "", nil
 		if nc.ServiceID != "" {
 			owner := svc
@@ -216,7 +249,7 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 			if owner == nil {
 				return invalid(field+".ServiceID", "service %q is not registered on node %q", nc.ServiceID, name)
 			}
-			nc.ServiceName, nc.ServiceTags = owner.Name, owner.Tags
+			nc.ServiceID, nc.ServiceName, nc.ServiceTags = owner.ID, owner.Name, owner.Tags
 		}
 		checks = append(checks, nc)
 	}
@@ -293,7 +326,7 @@ func (o *op) ensureService(svc *catalog.Service) error {
 		return err
 	}
 	// Carry the new name and tags to the service's checks.
-	checks, err := collect[*catalog.Check](o.tx, tableChecks, "node_service", svc.Node, svc.ID)
+	checks, err := collect[*catalog.Check](o.tx, tableChecks, "id_prefix", svc.Node, svc.ID)
 	if err != nil {
 		return err
 	}
@@ -311,7 +344,7 @@ func (o *op) ensureService(svc *catalog.Service) error {
 }
 
 func (o *op) ensureCheck(c *catalog.Check) error {
-	old, err := getCheck(o.tx, c.Node, c.CheckID)
+	old, err := getCheck(o.tx, c.Node, c.ServiceID, c.CheckID)
 	if err != nil {
 		return err
 	}
@@ -324,6 +357,12 @@ func (o *op) ensureCheck(c *catalog.Check) error {
 // writeCheck stores c (a fresh copy) replacing old (nil if none).
 func (o *op) writeCheck(old, c *catalog.Check) error {
 	c.RaftIndex = stamp(checkRI(old), o.idx)
+	if old != nil && old.ServiceID != c.ServiceID {
+		// Moved to another service (or to or from the node): another key.
+		if err := o.delete(tableChecks, old); err != nil {
+			return err
+		}
+	}
 	if err := o.insert(tableChecks, c); err != nil {
 		return err
 	}
@@ -341,7 +380,7 @@ func (o *op) deleteCheck(c *catalog.Check) error {
 }
 
 func (o *op) deleteService(s *catalog.Service) error {
-	checks, err := collect[*catalog.Check](o.tx, tableChecks, "node_service", s.Node, s.ID)
+	checks, err := collect[*catalog.Check](o.tx, tableChecks, "id_prefix", s.Node, s.ID)
 	if err != nil {
 		return err
 	}
@@ -370,7 +409,7 @@ func (t *WriteTxn) Deregister(idx uint64, d *catalog.Deregistration) error {
 	o := t.op(idx)
 	switch {
 	case d.CheckID != "":
-		c, err := getCheck(o.tx, d.Node, d.CheckID)
+		c, err := getCheck(o.tx, d.Node, "", d.CheckID)
 		if err != nil || c == nil {
 			return err
 		}
