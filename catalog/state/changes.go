@@ -175,13 +175,13 @@ func instance(tx *memdb.Txn, svc *catalog.Service) (catalog.CheckServiceNode, bo
 		return catalog.CheckServiceNode{}, false
 	}
 	csn := catalog.CheckServiceNode{Node: nraw.(*catalog.Node), Service: svc}
-	for _, sid := range []string{"", svc.ID} {
-		it, err := tx.Get(tableChecks, "id_prefix", svc.Node, sid)
-		if err != nil {
-			return catalog.CheckServiceNode{}, false
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			csn.Checks = append(csn.Checks, raw.(*catalog.Check))
+	it, err := tx.Get(tableChecks, "id_prefix", svc.Node)
+	if err != nil {
+		return catalog.CheckServiceNode{}, false
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if c := raw.(*catalog.Check); c.ServiceID == "" || c.ServiceID == svc.ID {
+			csn.Checks = append(csn.Checks, c)
 		}
 	}
 	return csn, true

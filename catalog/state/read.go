@@ -284,37 +284,34 @@ func (s *Store) CheckServiceNodes(ws memdb.WatchSet, service string, tags []stri
 	sns, hosts := r.serviceNodes(service, tags)
 	r.tomb(scopeServiceChecks(service))
 	checksCh := r.tableCh(tableChecks)
+	// The checks of every hosting node, including nodes whose instances
+	// the tag filter dropped (their node-level checks: the index must not
+	// depend on tags).
+	want := make(map[string][]string, len(hosts)) // node -> service IDs
+	for _, sn := range sns {
+		want[sn.Node.Name] = append(want[sn.Node.Name], sn.Service.ID)
+	}
 	type key struct{ node, id string }
 	own := make(map[key][]*catalog.Check, len(sns))
-	for _, sn := range sns {
-		own[key{sn.Service.Node, sn.Service.ID}] = r.instanceChecks(sn.Service.Node, sn.Service.ID, checksCh)
-	}
-	// Node-level checks of every hosting node, including nodes whose
-	// instances the tag filter dropped: the index must not depend on tags.
 	nodeLevel := make(map[string][]*catalog.Check, len(hosts))
 	for _, n := range hosts {
-		if r.err != nil {
-			break
-		}
-		cit, err := r.tx.Get(tableChecks, "id_prefix", n, "")
-		if err != nil {
-			r.err = err
-			break
-		}
-		r.watchLimited(cit.WatchCh(), checksCh)
-		var list []*catalog.Check
-		for craw := cit.Next(); craw != nil; craw = cit.Next() {
-			c := craw.(*catalog.Check)
+		r.nodeChecks(n, checksCh, func(c *catalog.Check) {
+			switch {
+			case c.ServiceID == "":
+				nodeLevel[n] = append(nodeLevel[n], c)
+			case slices.Contains(want[n], c.ServiceID):
+				own[key{n, c.ServiceID}] = append(own[key{n, c.ServiceID}], c)
+			default:
+				return // another service's: not part of this answer or its index
+			}
 			r.see(c.ModifyIndex)
-			list = append(list, c)
-		}
-		nodeLevel[n] = list
+		})
 		r.tomb(scopeNodeLevel(n))
 	}
 	out := make([]catalog.CheckServiceNode, 0, len(sns))
 	for _, sn := range sns {
 		nl := nodeLevel[sn.Node.Name]
-		sc := own[key{sn.Service.Node, sn.Service.ID}]
+		sc := own[key{sn.Node.Name, sn.Service.ID}]
 		checks := make([]*catalog.Check, 0, len(nl)+len(sc))
 		checks = append(checks, nl...)
 		checks = append(checks, sc...)
@@ -339,37 +336,44 @@ func (r *reader) checks(table, index string, tombKey string, args ...any) []*cat
 // node then CheckID.
 func (s *Store) ServiceChecks(ws memdb.WatchSet, service string) (uint64, []*catalog.Check, error) {
 	r := s.read(ws)
-	sns, _ := r.serviceNodes(service, nil)
+	sns, hosts := r.serviceNodes(service, nil)
 	r.tomb(scopeServiceChecks(service))
 	checksCh := r.tableCh(tableChecks)
-	var out []*catalog.Check
+	want := make(map[string][]string, len(hosts)) // node -> service IDs
 	for _, sn := range sns {
-		out = append(out, r.instanceChecks(sn.Service.Node, sn.Service.ID, checksCh)...)
+		want[sn.Node.Name] = append(want[sn.Node.Name], sn.Service.ID)
+	}
+	var out []*catalog.Check
+	for _, n := range hosts {
+		r.nodeChecks(n, checksCh, func(c *catalog.Check) {
+			if c.ServiceID != "" && slices.Contains(want[n], c.ServiceID) {
+				r.see(c.ModifyIndex)
+				out = append(out, c)
+			}
+		})
 	}
 	slices.SortFunc(out, cmpChecks)
 	idx, err := r.done()
 	return idx, out, err
 }
 
-// instanceChecks returns the checks of one service instance, watching them
-// (or the whole checks table once the watch set is large).
-func (r *reader) instanceChecks(node, serviceID string, fallback <-chan struct{}) []*catalog.Check {
+// nodeChecks calls f with each check of node, in CheckID order, watching
+// them (or the whole checks table once the watch set is large). It folds in
+// no index: f sees the checks its answer uses, so that a change to another
+// service's check on the node does not move the answer's index.
+func (r *reader) nodeChecks(node string, fallback <-chan struct{}, f func(*catalog.Check)) {
 	if r.err != nil {
-		return nil
+		return
 	}
-	it, err := r.tx.Get(tableChecks, "id_prefix", node, serviceID)
+	it, err := r.tx.Get(tableChecks, "id_prefix", node)
 	if err != nil {
 		r.err = err
-		return nil
+		return
 	}
 	r.watchLimited(it.WatchCh(), fallback)
-	var out []*catalog.Check
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		c := raw.(*catalog.Check)
-		r.see(c.ModifyIndex)
-		out = append(out, c)
+		f(raw.(*catalog.Check))
 	}
-	return out
 }
 
 // NodeChecks returns every check of a node (node-level and service checks),

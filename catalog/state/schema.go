@@ -53,9 +53,6 @@ type indexRow struct {
 type keyIndexer struct {
 	fields func(obj any) ([]string, bool)
 	nargs  int
-	// emptyOK is the one field that may be empty in an id (-1: none),
-	// as a node-level check's service ID is.
-	emptyOK int
 }
 
 func joinKey(parts []string, term byte) []byte {
@@ -114,8 +111,8 @@ func (k singleKeyIndexer) FromObject(obj any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, nil
 	}
-	for i, p := range parts {
-		if p == "" && i != k.emptyOK {
+	for _, p := range parts {
+		if p == "" {
 			return false, nil, fmt.Errorf("empty key field in %T", obj)
 		}
 	}
@@ -134,15 +131,10 @@ func (k multiKeyIndexer) FromObject(obj any) (bool, [][]byte, error) {
 }
 
 func idIndex(nargs int, f func(obj any) ([]string, bool)) *memdb.IndexSchema {
-	return idIndexEmptyOK(nargs, -1, f)
-}
-
-// idIndexEmptyOK is idIndex where field emptyOK may be empty.
-func idIndexEmptyOK(nargs, emptyOK int, f func(obj any) ([]string, bool)) *memdb.IndexSchema {
 	return &memdb.IndexSchema{
 		Name:    "id",
 		Unique:  true,
-		Indexer: singleKeyIndexer{&keyIndexer{fields: f, nargs: nargs, emptyOK: emptyOK}},
+		Indexer: singleKeyIndexer{&keyIndexer{fields: f, nargs: nargs}},
 	}
 }
 
@@ -180,17 +172,14 @@ func schema() *memdb.DBSchema {
 		tableChecks: {
 			Name: tableChecks,
 			Indexes: map[string]*memdb.IndexSchema{
-				// id: (node, service ID, check ID), service ID "" for
-				// a node-level check. "id_prefix" with (node, service
-				// ID) selects an instance's checks (or, with "", the
-				// node's node-level ones), with (node) all of a node's:
-				// one index where a second, by (node, service ID),
-				// cost a quarter of the catalog's memory and of each
-				// registration's index writes. A check ID is unique per
-				// node; the write path keeps it so (getCheck).
-				"id": idIndexEmptyOK(3, 1, func(o any) ([]string, bool) {
+				// id: (node, check ID), the only index: "id_prefix"
+				// with the node selects its checks, which the readers
+				// group by service ID (nodeChecks). A second index by
+				// (node, service ID) cost a quarter of the catalog's
+				// memory and of each registration's index writes.
+				"id": idIndex(2, func(o any) ([]string, bool) {
 					c := o.(*catalog.Check)
-					return []string{c.Node, c.ServiceID, c.CheckID}, true
+					return []string{c.Node, c.CheckID}, true
 				}),
 			},
 		},

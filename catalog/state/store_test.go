@@ -795,3 +795,31 @@ func TestCheckIDMovesBetweenServices(t *testing.T) {
 		t.Fatalf("checks = %v", got)
 	}
 }
+
+// BenchmarkCheckServiceNodes reads one service of 200 instances, one per
+// node, each node running 20 services with a check each and a node-level
+// check: the readers group a node's checks by service (nodeChecks).
+func BenchmarkCheckServiceNodes(b *testing.B) {
+	s := New()
+	idx := uint64(1)
+	for n := range 200 {
+		nn := fmt.Sprintf("node-%03d", n)
+		mustRegister(b, s, idx, &catalog.Registration{Node: node(nn),
+			Checks: []*catalog.Check{{CheckID: "serfHealth", Status: catalog.HealthPassing}}})
+		idx++
+		for k := range 20 {
+			id := fmt.Sprintf("svc-%02d-%03d", k, n)
+			r := svcReg(nn, fmt.Sprintf("svc-%02d", k), id)
+			r.Checks = []*catalog.Check{{CheckID: "check-" + id, ServiceID: id, Status: catalog.HealthPassing}}
+			mustRegister(b, s, idx, r)
+			idx++
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, out, err := s.CheckServiceNodes(memdb.NewWatchSet(), "svc-07", nil)
+		if err != nil || len(out) != 200 || len(out[0].Checks) != 2 {
+			b.Fatalf("%d instances, err %v", len(out), err)
+		}
+	}
+}

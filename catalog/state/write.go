@@ -122,28 +122,28 @@ func getService(tx *memdb.Txn, node, id string) (*catalog.Service, error) {
 	return raw.(*catalog.Service), nil
 }
 
-// getCheck finds a node's check by ID. The checks table is keyed by (node,
-// service ID, check ID): the service ID the caller expects (serviceID) is
-// tried first, which finds every check that stays with its service in one
-// lookup; otherwise the node's checks are searched.
-func getCheck(tx *memdb.Txn, node, serviceID, id string) (*catalog.Check, error) {
-	raw, err := tx.First(tableChecks, "id", node, serviceID, id)
-	if err != nil {
+func getCheck(tx *memdb.Txn, node, id string) (*catalog.Check, error) {
+	raw, err := tx.First(tableChecks, "id", node, id)
+	if err != nil || raw == nil {
 		return nil, err
 	}
-	if raw != nil {
-		return raw.(*catalog.Check), nil
-	}
+	return raw.(*catalog.Check), nil
+}
+
+// serviceChecks returns the checks of service instance serviceID on node
+// ("" for the node-level checks), from the node's checks.
+func serviceChecks(tx *memdb.Txn, node, serviceID string) ([]*catalog.Check, error) {
 	it, err := tx.Get(tableChecks, "id_prefix", node)
 	if err != nil {
 		return nil, err
 	}
+	var out []*catalog.Check
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if c := raw.(*catalog.Check); c.CheckID == id {
-			return c, nil
+		if c := raw.(*catalog.Check); c.ServiceID == serviceID {
+			out = append(out, c)
 		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 func collect[T any](tx *memdb.Txn, table, index string, args ...any) ([]T, error) {
@@ -326,7 +326,7 @@ func (o *op) ensureService(svc *catalog.Service) error {
 		return err
 	}
 	// Carry the new name and tags to the service's checks.
-	checks, err := collect[*catalog.Check](o.tx, tableChecks, "id_prefix", svc.Node, svc.ID)
+	checks, err := serviceChecks(o.tx, svc.Node, svc.ID)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func (o *op) ensureService(svc *catalog.Service) error {
 }
 
 func (o *op) ensureCheck(c *catalog.Check) error {
-	old, err := getCheck(o.tx, c.Node, c.ServiceID, c.CheckID)
+	old, err := getCheck(o.tx, c.Node, c.CheckID)
 	if err != nil {
 		return err
 	}
@@ -357,12 +357,6 @@ func (o *op) ensureCheck(c *catalog.Check) error {
 // writeCheck stores c (a fresh copy) replacing old (nil if none).
 func (o *op) writeCheck(old, c *catalog.Check) error {
 	c.RaftIndex = stamp(checkRI(old), o.idx)
-	if old != nil && old.ServiceID != c.ServiceID {
-		// Moved to another service (or to or from the node): another key.
-		if err := o.delete(tableChecks, old); err != nil {
-			return err
-		}
-	}
 	if err := o.insert(tableChecks, c); err != nil {
 		return err
 	}
@@ -380,7 +374,7 @@ func (o *op) deleteCheck(c *catalog.Check) error {
 }
 
 func (o *op) deleteService(s *catalog.Service) error {
-	checks, err := collect[*catalog.Check](o.tx, tableChecks, "id_prefix", s.Node, s.ID)
+	checks, err := serviceChecks(o.tx, s.Node, s.ID)
 	if err != nil {
 		return err
 	}
@@ -409,7 +403,7 @@ func (t *WriteTxn) Deregister(idx uint64, d *catalog.Deregistration) error {
 	o := t.op(idx)
 	switch {
 	case d.CheckID != "":
-		c, err := getCheck(o.tx, d.Node, "", d.CheckID)
+		c, err := getCheck(o.tx, d.Node, d.CheckID)
 		if err != nil || c == nil {
 			return err
 		}
