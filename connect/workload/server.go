@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
@@ -398,9 +399,13 @@ func keyDER(p string) ([]byte, error) {
 
 // Listen creates the Workload API socket at path: the directory (0755)
 // if missing, and a socket anyone may connect to (0666), since callers are
-// authorized by their peer credentials, not by file permissions. A stale
-// socket of an earlier process is replaced; one another process still
-// serves is not (ErrInUse).
+// authorized by their peer credentials, not by file permissions.
+//
+// The socket's owner holds an exclusive lock on path+".lock" for as long as
+// it listens (released by Close, or by the kernel when the process dies), so
+// processes starting at once cannot take over each other's socket: one gets
+// it, the others ErrInUse. A socket left by a process that died is replaced;
+// one served by a process that holds no lock (an older warren) is not.
 func Listen(path string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("workload API: no socket path")
@@ -414,6 +419,28 @@ func Listen(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("workload API: %w", err)
 		}
 	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("workload API: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("workload API: %s: %w", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("workload API: lock %s.lock: %w", path, err)
+	}
+	ln, err := listenLocked(path)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return &lockedListener{Listener: ln, lock: lock}, nil
+}
+
+// listenLocked listens on path, replacing a stale socket; the caller holds
+// the lock.
+func listenLocked(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("workload API: %s exists and is not a socket", path)
@@ -422,7 +449,7 @@ func Listen(path string) (net.Listener, error) {
 			_ = c.Close()
 			return nil, fmt.Errorf("workload API: %s: %w", path, ErrInUse)
 		}
-		if err := os.Remove(path); err != nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("workload API: remove stale socket: %w", err)
 		}
 	}
@@ -435,6 +462,18 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("workload API: %w", err)
 	}
 	return ln, nil
+}
+
+// lockedListener releases the socket's lock when it is closed.
+type lockedListener struct {
+	net.Listener
+	lock *os.File
+}
+
+func (l *lockedListener) Close() error {
+	err := l.Listener.Close()
+	_ = l.lock.Close()
+	return err
 }
 
 // ErrInUse: another live process serves the socket.

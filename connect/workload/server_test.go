@@ -210,7 +210,7 @@ func TestListenPermissionsAndStaleSocket(t *testing.T) {
 		t.Fatalf("second Listen: %v, want ErrInUse", err)
 	}
 	// A stale one (its process died without removing it) is replaced.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.(*lockedListener).Listener.(*net.UnixListener).SetUnlinkOnClose(false)
 	_ = ln.Close()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("stale socket should still exist: %v", err)
@@ -530,4 +530,50 @@ func leafSerial(t *testing.T, certPEM string) *big.Int {
 		t.Fatal(err)
 	}
 	return c.SerialNumber
+}
+
+// Processes that start at once over a stale socket (three servers on one
+// host in the e2e harness did): exactly one serves it, every other is told
+// it is in use, none fails otherwise.
+func TestListenRaceOverStaleSocket(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "workload.sock")
+		ln, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.(*lockedListener).Listener.(*net.UnixListener).SetUnlinkOnClose(false)
+		_ = ln.Close() // stale
+		const n = 4
+		errs := make(chan error, n)
+		lns := make(chan net.Listener, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				l, err := Listen(path)
+				if err == nil {
+					lns <- l
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		close(lns)
+		ok := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, ErrInUse):
+				t.Fatalf("round %d: %v, want nil or ErrInUse", round, err)
+			}
+		}
+		for l := range lns {
+			_ = l.Close()
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d listeners serve the socket, want 1", round, ok)
+		}
+	}
 }
