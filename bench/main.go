@@ -142,7 +142,7 @@ func run(o *options, stdout io.Writer) int {
 		log.Printf("data dir: %v", err)
 		return 1
 	}
-	rep.note("servers' data dirs under %s (on disk, not tmpfs); every server binds 127.0.0.1 only", base)
+	rep.note("servers' data dirs under %s (on disk, not tmpfs); every server binds 127.0.0.1 only, except in recovery, which runs in network namespaces it creates (TLS on RPC and HTTPS there)", base)
 	code := 0
 	for _, b := range benchmarks {
 		if !o.only[b.name] {
