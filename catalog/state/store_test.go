@@ -823,3 +823,33 @@ func BenchmarkCheckServiceNodes(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRegisterBatched applies registrations (a new instance with a
+// check, on one of 200 nodes) in transactions of 64, as the FSM applies a
+// Raft batch: ns/op and allocations are per batch of 64.
+func BenchmarkRegisterBatched(b *testing.B) {
+	s := New()
+	const batch = 64
+	regs := make([]*catalog.Registration, batch)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%batch == 0 {
+			for j := range regs {
+				n := i + j
+				id := fmt.Sprintf("svc-%07d", n)
+				regs[j] = &catalog.Registration{Node: node(fmt.Sprintf("node-%03d", n%200)),
+					Service: &catalog.Service{ID: id, Name: fmt.Sprintf("web-%02d", n%20), Tags: []string{"bench"}, Port: 80},
+					Checks:  []*catalog.Check{{CheckID: "check-" + id, ServiceID: id, Status: catalog.HealthPassing}}}
+			}
+		}
+		tx := s.WriteTxn()
+		for _, r := range regs {
+			if err := tx.Register(uint64(i+1), r); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		tx.Commit()
+	}
+}

@@ -18,18 +18,27 @@ import (
 type WriteTxn struct {
 	tx    *memdb.Txn
 	store *Store
+	// bumped is, per table (and indexAll), the last index a command of
+	// this transaction changed it at; Commit writes the index table once
+	// rather than each command doing it.
+	bumped map[string]uint64
 }
 
 // WriteTxn opens a write transaction. It blocks while another is open.
 func (s *Store) WriteTxn() *WriteTxn {
 	tx := s.gen().db.Txn(true)
 	tx.TrackChanges()
-	return &WriteTxn{tx: tx, store: s}
+	return &WriteTxn{tx: tx, store: s, bumped: make(map[string]uint64, 8)}
 }
 
 // Commit makes the transaction's writes visible, fires the watches of what
 // they changed and publishes the change to the feed.
 func (t *WriteTxn) Commit() {
+	for table, idx := range t.bumped {
+		if err := t.tx.Insert(tableIndex, &indexRow{Key: table, Value: idx}); err != nil {
+			panic("state: write the index table: " + err.Error()) // a non-empty key always inserts
+		}
+	}
 	changes := t.tx.Changes()
 	idx := tableIndexValue(t.tx, indexAll)
 	t.tx.Commit()
@@ -45,18 +54,29 @@ func (t *WriteTxn) Abort() { t.tx.Abort() }
 type op struct {
 	tx      *memdb.Txn
 	idx     uint64
-	changed map[string]bool // tables written
+	changed []string // tables written, each once (backed by tables)
+	tables  [6]string
+	bumped  map[string]uint64
 }
 
 func (t *WriteTxn) op(idx uint64) *op {
-	return &op{tx: t.tx, idx: idx, changed: make(map[string]bool, 4)}
+	o := &op{tx: t.tx, idx: idx, bumped: t.bumped}
+	o.changed = o.tables[:0]
+	return o
+}
+
+// wrote records that the op changed table.
+func (o *op) wrote(table string) {
+	if !slices.Contains(o.changed, table) {
+		o.changed = append(o.changed, table)
+	}
 }
 
 func (o *op) insert(table string, obj any) error {
 	if err := o.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("state: insert into %s: %w", table, err)
 	}
-	o.changed[table] = true
+	o.wrote(table)
 	return nil
 }
 
@@ -64,7 +84,7 @@ func (o *op) delete(table string, obj any) error {
 	if err := o.tx.Delete(table, obj); err != nil {
 		return fmt.Errorf("state: delete from %s: %w", table, err)
 	}
-	o.changed[table] = true
+	o.wrote(table)
 	return nil
 }
 
@@ -93,17 +113,17 @@ func (o *op) tombLeft(old, now []string) error {
 	return nil
 }
 
-// finish bumps the index table for every table the op changed.
+// finish records the op's index for every table it changed, for Commit
+// to write to the index table.
 func (o *op) finish() error {
 	if len(o.changed) == 0 {
 		return nil
 	}
-	for table := range o.changed {
-		if err := o.tx.Insert(tableIndex, &indexRow{Key: table, Value: o.idx}); err != nil {
-			return err
-		}
+	for _, table := range o.changed {
+		o.bumped[table] = max(o.bumped[table], o.idx)
 	}
-	return o.tx.Insert(tableIndex, &indexRow{Key: indexAll, Value: o.idx})
+	o.bumped[indexAll] = max(o.bumped[indexAll], o.idx)
+	return nil
 }
 
 func getNode(tx *memdb.Txn, name string) (*catalog.Node, error) {
