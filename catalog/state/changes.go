@@ -12,6 +12,11 @@ import (
 // takes a fresh snapshot.
 const changeLogSize = 4096
 
+// changeLogKeys bounds the instance and node names the feed holds, all
+// entries together: a burst of large batches (64 registrations each) would
+// otherwise keep 4,096 × 64 names, some 12 MB, on every server.
+const changeLogKeys = 16384
+
 // Change names what one committed write transaction touched: the service
 // instances whose row or checks changed, and the nodes whose row or
 // node-level checks changed (which changes every instance on them).
@@ -20,6 +25,8 @@ type Change struct {
 	Instances []InstanceKey
 	Nodes     []string
 }
+
+func (c Change) size() int { return len(c.Instances) + len(c.Nodes) }
 
 // InstanceKey names a service instance: the service it was (or is) an
 // instance of, its node and its ID.
@@ -33,6 +40,7 @@ type InstanceKey struct {
 type changeLog struct {
 	mu      sync.Mutex
 	entries []Change
+	keys    int // names in entries (changeLogKeys)
 	// floor is the index below which the feed is incomplete (entries
 	// dropped).
 	floor uint64
@@ -46,12 +54,17 @@ func newChangeLog() *changeLog { return &changeLog{notify: make(chan struct{})} 
 func (l *changeLog) publish(c Change) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.entries) == changeLogSize {
-		l.floor = l.entries[0].Index
-		copy(l.entries, l.entries[1:])
-		l.entries = l.entries[:changeLogSize-1]
-	}
 	l.entries = append(l.entries, c)
+	l.keys += c.size()
+	// Drop the oldest while over either bound (always keeping the newest).
+	// Re-slicing from the front is O(1); append moves the live entries to
+	// a new array when the old one is used up.
+	for len(l.entries) > 1 && (len(l.entries) > changeLogSize || l.keys > changeLogKeys) {
+		l.floor = l.entries[0].Index
+		l.keys -= l.entries[0].size()
+		l.entries[0] = Change{}
+		l.entries = l.entries[1:]
+	}
 	close(l.notify)
 	l.notify = make(chan struct{})
 }
@@ -60,7 +73,7 @@ func (l *changeLog) publish(c Change) {
 func (l *changeLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.entries = nil
+	l.entries, l.keys = nil, 0
 	l.epoch++
 	close(l.notify)
 	l.notify = make(chan struct{})

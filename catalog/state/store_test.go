@@ -853,3 +853,38 @@ func BenchmarkRegisterBatched(b *testing.B) {
 		tx.Commit()
 	}
 }
+
+// The change feed is bounded by entries and by names: a reader whose cursor
+// fell off the end is told to take a snapshot; one within it gets every
+// later change, oldest first.
+func TestChangeFeedBounds(t *testing.T) {
+	s := New()
+	start := s.ChangeCursor()
+	big := make([]InstanceKey, 1000)
+	for i := range 40 { // 40,000 names: over changeLogKeys
+		s.changes.publish(Change{Index: uint64(i + 1), Instances: big})
+	}
+	l := s.changes
+	if l.keys > changeLogKeys || len(l.entries) != changeLogKeys/1000 {
+		t.Fatalf("feed holds %d entries, %d names; want %d entries, at most %d names", len(l.entries), l.keys, changeLogKeys/1000, changeLogKeys)
+	}
+	if _, _, ok := s.ChangesSince(start); ok {
+		t.Fatal("a cursor that fell off the feed was served")
+	}
+	cs, _, ok := s.ChangesSince(Cursor{Epoch: start.Epoch, Index: 37})
+	if !ok || len(cs) != 3 || cs[0].Index != 38 || cs[2].Index != 40 {
+		t.Fatalf("changes after 37: ok %v, %d changes", ok, len(cs))
+	}
+	// Small changes are bounded by count.
+	for i := range changeLogSize + 10 {
+		s.changes.publish(Change{Index: uint64(100 + i), Nodes: []string{"n"}})
+	}
+	if len(l.entries) != changeLogSize || l.keys != changeLogSize {
+		t.Fatalf("feed holds %d entries, %d names; want %d of each", len(l.entries), l.keys, changeLogSize)
+	}
+	// One change larger than the bound is still kept: the newest always is.
+	s.changes.publish(Change{Index: 100000, Instances: make([]InstanceKey, changeLogKeys+1)})
+	if len(l.entries) != 1 || l.entries[0].Index != 100000 {
+		t.Fatalf("after an oversized change: %d entries", len(l.entries))
+	}
+}
