@@ -21,9 +21,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"log"
 	"net"
 	"os"
@@ -119,12 +119,14 @@ func newRCNet(bin string) (n *rcNet, err error) {
 			n = nil
 		}
 	}()
-	pki, err := rcPKI(bin, filepath.Join(dir, "pki"))
+	// Off loopback, servers refuse plaintext: TLS on RPC and HTTPS, ACLs
+	// off as every bench runs.
+	pki, err := testutil.MakePKI(bin, filepath.Join(dir, "pki"), "acl {\n  enabled = false\n}\n")
 	if err != nil {
 		return n, err
 	}
 	n.hc = newClient(8)
-	n.hc.transport.TLSClientConfig = &tls.Config{RootCAs: pki.pool, ServerName: "localhost"}
+	n.hc.transport.TLSClientConfig = &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"}
 	out, _ := exec.Command("ip", "-4", "addr", "show").CombinedOutput()
 	routes, _ := exec.Command("ip", "-4", "route", "show", "table", "all").CombinedOutput()
 	for i := range 250 {
@@ -176,9 +178,9 @@ func newRCNet(bin string) (n *rcNet, err error) {
 		if h.server {
 			mode = "server"
 		}
-		conf := pki.agentConf
+		conf := pki.AgentConf
 		if h.server {
-			conf = pki.serverConf
+			conf = pki.ServerConf
 		}
 		h.args = []string{mode, "-node", name, "-data-dir", filepath.Join(dir, name), "-bind", h.ip, "-client", h.ip,
 			"-retry-interval", "1s", "-log-level", "warn", "-grpc-port", "-1", "-config-file", conf}
@@ -192,50 +194,6 @@ func newRCNet(bin string) (n *rcNet, err error) {
 		}
 	}
 	return n, nil
-}
-
-// rcPKIFiles are the certificates and config files of the recovery cluster.
-type rcPKIFiles struct {
-	pool                  *x509.CertPool
-	serverConf, agentConf string
-}
-
-// rcPKI makes a CA, a server and a client certificate with `warren tls` in
-// dir, and the config files that use them: TLS on RPC and HTTPS, no
-// plaintext HTTP, ACLs off (as every bench runs).
-func rcPKI(bin, dir string) (*rcPKIFiles, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	ca, caKey := filepath.Join(dir, "warren-agent-ca.pem"), filepath.Join(dir, "warren-agent-ca-key.pem")
-	for _, args := range [][]string{{"tls", "ca", "create"}, {"tls", "cert", "create", "-server", "-ca", ca, "-key", caKey},
-		{"tls", "cert", "create", "-client", "-ca", ca, "-key", caKey}} {
-		if out, err := exec.Command(bin, append(args, "-dir", dir)...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("warren %s: %w: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	conf := func(name, kind string) (string, error) {
-		path := filepath.Join(dir, name)
-		body := fmt.Sprintf("tls {\n  defaults {\n    ca_file = %q\n    cert_file = %q\n    key_file = %q\n  }\n}\nports {\n  http = -1\n}\nacl {\n  enabled = false\n}\n",
-			ca, filepath.Join(dir, "dc1-"+kind+"-warren-0.pem"), filepath.Join(dir, "dc1-"+kind+"-warren-0-key.pem"))
-		return path, os.WriteFile(path, []byte(body), 0o600)
-	}
-	f := &rcPKIFiles{pool: x509.NewCertPool()}
-	var err error
-	if f.serverConf, err = conf("server.hcl", "server"); err != nil {
-		return nil, err
-	}
-	if f.agentConf, err = conf("agent.hcl", "client"); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, err
-	}
-	if !f.pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("no certificate in %s", ca)
-	}
-	return f, nil
 }
 
 func (n *rcNet) servers() []*rcHost { return n.hosts[:3] }

@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +67,7 @@ func startDev(t *testing.T, ports []int, args []string, env ...string) (*exec.Cm
 		"-server-port", strconv.Itoa(ports[2]), "-serf-lan-port", strconv.Itoa(ports[3]),
 		"-grpc-port", strconv.Itoa(ports[4])}, args...)...)
 	cmd.Env = append(append(os.Environ(), "WARREN_CLI_TEST_MAIN=1"), env...)
-	stderr := &syncBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -265,7 +264,7 @@ wait:
 // fails.
 func TestNotifier_NoSocket(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
-	var buf syncBuffer
+	var buf testutil.LockedBuffer
 	n := newNotifier(slog.New(slog.NewTextHandler(&buf, nil)), false)
 	n.Reloading()
 	n.Reloaded()
@@ -296,21 +295,4 @@ func TestSkipLeaveOnRestart(t *testing.T) {
 	if closed != 1 {
 		t.Fatal("did not skip the leave with the marker")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"net/http"
 	"slices"
 	"strings"
@@ -211,10 +212,36 @@ func (h *handler) aclBootstrap(w http.ResponseWriter, r *http.Request) {
 // pathUUID checks an ID from the path.
 func pathUUID(r *http.Request, what string) (string, error) {
 	id := r.PathValue("id")
-	if len(id) != 36 || strings.Trim(id, "0123456789abcdefABCDEF-") != "" {
+	if _, err := uuid.Parse(id); len(id) != 36 || err != nil {
 		return "", badRequest("%s ID %q: not a UUID", what, id)
 	}
 	return id, nil
+}
+
+// pathUpdateID is the ID an update names in its path; the body may repeat it
+// (its field named field) but not name another.
+func pathUpdateID(r *http.Request, what, field, inBody string) (string, error) {
+	id, err := pathUUID(r, what)
+	if err != nil {
+		return "", err
+	}
+	if inBody != "" && inBody != id {
+		return "", badRequest("%s: %q in the body differs from %q in the path", field, inBody, id)
+	}
+	return id, nil
+}
+
+// readByNameOrID is the read request of a policy or role: by the name in
+// the path when by is "name", else by the UUID in the path.
+func readByNameOrID(r *http.Request, q catalog.QueryOptions, by, what string) (acl.ReadRequest, error) {
+	req := acl.ReadRequest{Options: q}
+	if by == "name" {
+		req.Name = r.PathValue("name")
+		return req, nil
+	}
+	id, err := pathUUID(r, what)
+	req.ID = id
+	return req, err
 }
 
 func (h *handler) aclTokenWrite(create bool) http.HandlerFunc {
@@ -225,13 +252,9 @@ func (h *handler) aclTokenWrite(create bool) http.HandlerFunc {
 			return
 		}
 		if !create {
-			id, err := pathUUID(r, "token")
+			id, err := pathUpdateID(r, "token", "AccessorID", in.AccessorID)
 			if err != nil {
 				h.fail(w, r, err)
-				return
-			}
-			if in.AccessorID != "" && in.AccessorID != id {
-				h.fail(w, r, badRequest("AccessorID: %q in the body differs from %q in the path", in.AccessorID, id))
 				return
 			}
 			in.AccessorID = id
@@ -333,13 +356,9 @@ func (h *handler) aclPolicyWrite(create bool) http.HandlerFunc {
 			return
 		}
 		if !create {
-			id, err := pathUUID(r, "policy")
+			id, err := pathUpdateID(r, "policy", "ID", in.ID)
 			if err != nil {
 				h.fail(w, r, err)
-				return
-			}
-			if in.ID != "" && in.ID != id {
-				h.fail(w, r, badRequest("ID: %q in the body differs from %q in the path", in.ID, id))
 				return
 			}
 			in.ID = id
@@ -357,15 +376,9 @@ func (h *handler) aclPolicyWrite(create bool) http.HandlerFunc {
 
 func (h *handler) aclPolicyRead(by string) queryFunc {
 	return func(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
-		req := acl.ReadRequest{Options: q}
-		if by == "name" {
-			req.Name = r.PathValue("name")
-		} else {
-			id, err := pathUUID(r, "policy")
-			if err != nil {
-				return nil, catalog.QueryMeta{}, err
-			}
-			req.ID = id
+		req, err := readByNameOrID(r, q, by, "policy")
+		if err != nil {
+			return nil, catalog.QueryMeta{}, err
 		}
 		var reply acl.PolicyReply
 		if err := h.aclCall(r.Context(), acl.MethodPolicyRead, &req, &reply); err != nil {
@@ -397,13 +410,9 @@ func (h *handler) aclRoleWrite(create bool) http.HandlerFunc {
 			return
 		}
 		if !create {
-			id, err := pathUUID(r, "role")
+			id, err := pathUpdateID(r, "role", "ID", in.ID)
 			if err != nil {
 				h.fail(w, r, err)
-				return
-			}
-			if in.ID != "" && in.ID != id {
-				h.fail(w, r, badRequest("ID: %q in the body differs from %q in the path", in.ID, id))
 				return
 			}
 			in.ID = id
@@ -422,15 +431,9 @@ func (h *handler) aclRoleWrite(create bool) http.HandlerFunc {
 
 func (h *handler) aclRoleRead(by string) queryFunc {
 	return func(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
-		req := acl.ReadRequest{Options: q}
-		if by == "name" {
-			req.Name = r.PathValue("name")
-		} else {
-			id, err := pathUUID(r, "role")
-			if err != nil {
-				return nil, catalog.QueryMeta{}, err
-			}
-			req.ID = id
+		req, err := readByNameOrID(r, q, by, "role")
+		if err != nil {
+			return nil, catalog.QueryMeta{}, err
 		}
 		var reply acl.RoleReply
 		if err := h.aclCall(r.Context(), acl.MethodRoleRead, &req, &reply); err != nil {

@@ -115,7 +115,8 @@ func (fs *blockingFlights) collectors() []prometheus.Collector {
 // flight: the encoded body and its meta.
 func (h *handler) blockingAnswer(r *http.Request, q catalog.QueryOptions, fn queryFunc) ([]byte, catalog.QueryMeta, error) {
 	ctx := r.Context()
-	key := queryKey(r) + "@" + strconv.FormatUint(q.MinIndex, 10)
+	qk := queryKey(r)
+	key := qk + "@" + strconv.FormatUint(q.MinIndex, 10)
 	deadline := time.Now().Add(q.MaxWait)
 	own := time.NewTimer(q.MaxWait)
 	defer own.Stop()
@@ -124,7 +125,7 @@ func (h *handler) blockingAnswer(r *http.Request, q catalog.QueryOptions, fn que
 		f := h.flights.join(key, ctx, func(fctx context.Context) ([]byte, catalog.QueryMeta, error) {
 			fq := q
 			fq.MaxWait = wait
-			return h.encodedAnswer(r.Clone(fctx), fq, fn)
+			return h.encodedAnswer(r.Clone(fctx), fq, fn, qk)
 		})
 		select {
 		case <-f.done:
@@ -142,7 +143,7 @@ func (h *handler) blockingAnswer(r *http.Request, q catalog.QueryOptions, fn que
 			h.flights.leave(key, f)
 			now := q
 			now.MinIndex = 0
-			return h.encodedAnswer(r, now, fn)
+			return h.encodedAnswer(r, now, fn, qk)
 		case <-ctx.Done():
 			h.flights.leave(key, f)
 			return nil, catalog.QueryMeta{}, ctx.Err()
@@ -151,13 +152,13 @@ func (h *handler) blockingAnswer(r *http.Request, q catalog.QueryOptions, fn que
 }
 
 // encodedAnswer runs fn and encodes its answer, sharing the encoding with
-// other requests for the same result (sharedBodies).
-func (h *handler) encodedAnswer(r *http.Request, q catalog.QueryOptions, fn queryFunc) ([]byte, catalog.QueryMeta, error) {
+// other requests for the same result (sharedBodies); qk is r's queryKey.
+func (h *handler) encodedAnswer(r *http.Request, q catalog.QueryOptions, fn queryFunc, qk string) ([]byte, catalog.QueryMeta, error) {
 	body, meta, err := fn(r, q)
 	if err != nil {
 		return nil, meta, err
 	}
-	b, err := h.shared.encode(sharedKey(r, meta), body)
+	b, err := h.shared.encode(sharedKey(qk, meta), body)
 	if err != nil {
 		return nil, meta, &encodeError{err}
 	}

@@ -31,10 +31,10 @@ const sharedBodiesMax = 512
 
 func newSharedBodies() *sharedBodies { return &sharedBodies{m: map[string][]byte{}} }
 
-// sharedKey identifies a request's answer at meta's index: its query
-// (queryKey) and the index.
-func sharedKey(r *http.Request, meta catalog.QueryMeta) string {
-	return queryKey(r) + "#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader)
+// sharedKey identifies an answer at meta's index to the query queryKey
+// named qk.
+func sharedKey(qk string, meta catalog.QueryMeta) string {
+	return qk + "#" + strconv.FormatUint(meta.Index, 10) + "#" + strconv.FormatBool(meta.KnownLeader)
 }
 
 // queryKey identifies what a request asks for, whatever its index and wait:

@@ -7,13 +7,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -162,30 +162,12 @@ func TestConnectSignJWT(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink for one test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestConnectRefusalsCountedAndLogged: every refused CSR and JWT-SVID
 // request is counted by reason and logged with the reason, never with the
 // CSR or any key material.
 func TestConnectRefusalsCountedAndLogged(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs testutil.LockedBuffer
 	c := servertest.New(t, 1, func(cfg *server.Config) {
 		cfg.Metrics = reg
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -227,19 +209,7 @@ func TestConnectRefusalsCountedAndLogged(t *testing.T) {
 		}
 		want[tc.reason]++
 	}
-	refused, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range refused {
-		if mf.GetName() != "warren_connect_csr_refused_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
-	}
+	got := metricValues(t, reg, "warren_connect_csr_refused_total", "reason")
 	for reason, n := range want {
 		if got[reason] != n {
 			t.Errorf("csr_refused_total{reason=%q} = %v, want %v (all: %v)", reason, got[reason], n, got)
@@ -249,18 +219,7 @@ func TestConnectRefusalsCountedAndLogged(t *testing.T) {
 	if err := pool.Call(context.Background(), leader.Server.Addr(), rpc.MethodCASignJWT, &rpc.SignJWTRequest{Node: "n2", Service: "web", Audience: []string{"A"}}, &rpc.SignJWTReply{}); !errors.Is(err, catalog.ErrInvalid) {
 		t.Fatalf("JWT for a service not on the node: %v", err)
 	}
-	jwtRefused, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, mf := range jwtRefused {
-		if mf.GetName() == "warren_connect_jwt_refused_total" {
-			for _, m := range mf.GetMetric() {
-				found = found || (m.GetLabel()[0].GetValue() == "csr_wrong_id" && m.GetCounter().GetValue() == 1)
-			}
-		}
-	}
+	found := metricValues(t, reg, "warren_connect_jwt_refused_total", "reason")["csr_wrong_id"] == 1
 	if !found {
 		t.Error("no warren_connect_jwt_refused_total{reason=csr_wrong_id} 1")
 	}

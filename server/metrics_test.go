@@ -17,23 +17,30 @@ import (
 // a node's registry: follower ID -> seconds.
 func followerContacts(t *testing.T, n *servertest.Node) map[string]float64 {
 	t.Helper()
-	fams, err := n.Config.Metrics.(*prometheus.Registry).Gather()
+	return metricValues(t, n.Config.Metrics.(*prometheus.Registry), "warren_raft_follower_last_contact_seconds", "follower")
+}
+
+// metricValues gathers the series of metric name from g: each one's value
+// (counter or gauge) by the value of its label.
+func metricValues(t *testing.T, g prometheus.Gatherer, name, label string) map[string]float64 {
+	t.Helper()
+	fams, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]float64{}
 	for _, f := range fams {
-		if f.GetName() != "warren_raft_follower_last_contact_seconds" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			out[label(m, "follower")] = m.GetGauge().GetValue()
+			out[labelValue(m, label)] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return out
 }
 
-func label(m *dto.Metric, name string) string {
+func labelValue(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
 			return l.GetValue()

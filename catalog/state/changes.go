@@ -187,15 +187,10 @@ func instance(tx *memdb.Txn, svc *catalog.Service) (catalog.CheckServiceNode, bo
 	if err != nil || nraw == nil {
 		return catalog.CheckServiceNode{}, false
 	}
-	csn := catalog.CheckServiceNode{Node: nraw.(*catalog.Node), Service: svc}
-	it, err := tx.Get(tableChecks, "id_prefix", svc.Node)
+	checks, err := nodeChecksWhere(tx, svc.Node, func(c *catalog.Check) bool { return c.ServiceID == "" || c.ServiceID == svc.ID })
 	if err != nil {
 		return catalog.CheckServiceNode{}, false
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if c := raw.(*catalog.Check); c.ServiceID == "" || c.ServiceID == svc.ID {
-			csn.Checks = append(csn.Checks, c)
-		}
-	}
+	csn := catalog.CheckServiceNode{Node: nraw.(*catalog.Node), Service: svc, Checks: checks}
 	return csn, true
 }

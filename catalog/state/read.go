@@ -287,10 +287,7 @@ func (s *Store) CheckServiceNodes(ws memdb.WatchSet, service string, tags []stri
 	// The checks of every hosting node, including nodes whose instances
 	// the tag filter dropped (their node-level checks: the index must not
 	// depend on tags).
-	want := make(map[string][]string, len(hosts)) // node -> service IDs
-	for _, sn := range sns {
-		want[sn.Node.Name] = append(want[sn.Node.Name], sn.Service.ID)
-	}
+	want := instancesByNode(sns)
 	type key struct{ node, id string }
 	own := make(map[key][]*catalog.Check, len(sns))
 	nodeLevel := make(map[string][]*catalog.Check, len(hosts))
@@ -339,10 +336,7 @@ func (s *Store) ServiceChecks(ws memdb.WatchSet, service string) (uint64, []*cat
 	sns, hosts := r.serviceNodes(service, nil)
 	r.tomb(scopeServiceChecks(service))
 	checksCh := r.tableCh(tableChecks)
-	want := make(map[string][]string, len(hosts)) // node -> service IDs
-	for _, sn := range sns {
-		want[sn.Node.Name] = append(want[sn.Node.Name], sn.Service.ID)
-	}
+	want := instancesByNode(sns)
 	var out []*catalog.Check
 	for _, n := range hosts {
 		r.nodeChecks(n, checksCh, func(c *catalog.Check) {
@@ -355,6 +349,15 @@ func (s *Store) ServiceChecks(ws memdb.WatchSet, service string) (uint64, []*cat
 	slices.SortFunc(out, cmpChecks)
 	idx, err := r.done()
 	return idx, out, err
+}
+
+// instancesByNode maps each node of sns to the IDs of its instances there.
+func instancesByNode(sns []catalog.ServiceNode) map[string][]string {
+	out := make(map[string][]string)
+	for _, sn := range sns {
+		out[sn.Node.Name] = append(out[sn.Node.Name], sn.Service.ID)
+	}
+	return out
 }
 
 // nodeChecks calls f with each check of node, in CheckID order, watching

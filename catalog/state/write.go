@@ -153,13 +153,19 @@ func getCheck(tx *memdb.Txn, node, id string) (*catalog.Check, error) {
 // serviceChecks returns the checks of service instance serviceID on node
 // ("" for the node-level checks), from the node's checks.
 func serviceChecks(tx *memdb.Txn, node, serviceID string) ([]*catalog.Check, error) {
+	return nodeChecksWhere(tx, node, func(c *catalog.Check) bool { return c.ServiceID == serviceID })
+}
+
+// nodeChecksWhere returns the checks of node that keep accepts, in CheckID
+// order.
+func nodeChecksWhere(tx *memdb.Txn, node string, keep func(*catalog.Check) bool) ([]*catalog.Check, error) {
 	it, err := tx.Get(tableChecks, "id_prefix", node)
 	if err != nil {
 		return nil, err
 	}
 	var out []*catalog.Check
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if c := raw.(*catalog.Check); c.ServiceID == serviceID {
+		if c := raw.(*catalog.Check); keep(c) {
 			out = append(out, c)
 		}
 	}

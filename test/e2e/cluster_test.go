@@ -7,11 +7,11 @@ package e2e
 // a test fails; everything is stopped and removed at the end.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -58,25 +58,6 @@ func uniquePort(t *testing.T) int {
 	return 0
 }
 
-// lockedBuffer is a bytes.Buffer safe for the writers exec starts and the
-// test's readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // node is one warren process (server or agent) that can be stopped and
 // started again with the same arguments and data dir.
 type clusterNode struct {
@@ -87,7 +68,7 @@ type clusterNode struct {
 
 	httpPort, dnsPort, serverPort, serfPort, grpcPort int
 
-	log *lockedBuffer // every incarnation's output
+	log *testutil.LockedBuffer // every incarnation's output
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -239,7 +220,7 @@ type nodeOpts struct {
 func (c *testCluster) newNode(t *testing.T, name string, server bool, join []string, o nodeOpts) *clusterNode {
 	t.Helper()
 	n := &clusterNode{
-		name: name, server: server, dataDir: filepath.Join(c.dir, name), log: new(lockedBuffer),
+		name: name, server: server, dataDir: filepath.Join(c.dir, name), log: new(testutil.LockedBuffer),
 		httpPort: uniquePort(t), dnsPort: uniquePort(t), serverPort: uniquePort(t), serfPort: uniquePort(t), grpcPort: uniquePort(t),
 	}
 	mode := "agent"

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -491,35 +492,12 @@ func (c *nsCluster) newProc(h *nsHost, server bool) *nsProc {
 // makePKI makes a CA, a server and a client certificate with `warren tls`
 // and the config files that use them; it returns the CA pool.
 func (c *nsCluster) makePKI() *x509.CertPool {
-	t := c.t
-	dir := filepath.Join(c.dir, "pki")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ca, caKey := filepath.Join(dir, "warren-agent-ca.pem"), filepath.Join(dir, "warren-agent-ca-key.pem")
-	for _, args := range [][]string{{"tls", "ca", "create"}, {"tls", "cert", "create", "-server", "-ca", ca, "-key", caKey},
-		{"tls", "cert", "create", "-client", "-ca", ca, "-key", caKey}} {
-		if out, errOut, code := run(t, append(args, "-dir", dir)...); code != 0 {
-			t.Fatalf("warren %v: %s%s", args, out, errOut)
-		}
-	}
-	conf := func(name, kind string) string {
-		path := filepath.Join(dir, name)
-		body := fmt.Sprintf("tls {\n  defaults {\n    ca_file = %q\n    cert_file = %q\n    key_file = %q\n  }\n}\nports {\n  http = -1\n}\n",
-			ca, filepath.Join(dir, "dc1-"+kind+"-warren-0.pem"), filepath.Join(dir, "dc1-"+kind+"-warren-0-key.pem"))
-		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	c.serverConf, c.agentConf = conf("server.hcl", "server"), conf("agent.hcl", "client")
-	b, err := os.ReadFile(ca)
+	p, err := testutil.MakePKI(warrenBin, filepath.Join(c.dir, "pki"), "")
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(b)
-	return pool
+	c.serverConf, c.agentConf = p.ServerConf, p.AgentConf
+	return p.Pool
 }
 
 // mountTmpfs mounts a tmpfs of size bytes on dir; cleanup unmounts it.
