@@ -13,8 +13,8 @@ import (
 
 // TestIdenticalWatchersShareOneRead drives `warren dev` with 140 identical
 // blocking queries of a service (under the per-client cap of 150): the
-// HTTP layer holds 140 waiting requests
-// on one blocking read in the server, and one registration answers every
+// HTTP layer holds 140 waiting requests on one blocking read in the server
+// (give or take the process's own few), and one registration answers every
 // one of them, with the new index and the same body.
 func TestIdenticalWatchersShareOneRead(t *testing.T) {
 	p := startDev(t)
@@ -59,17 +59,21 @@ func TestIdenticalWatchersShareOneRead(t *testing.T) {
 			answers <- answer{index: resp.Header.Get("X-Consul-Index"), body: string(b), err: err}
 		}()
 	}
+	const maxOwn = 10 // the dev process's own blocked reads that may come and go
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m := scrape(t, p.HTTP)
 		waiting := value(m, "warren_http_blocking_queries_waiting", nil)
 		reads := value(m, "warren_http_blocking_shared_reads", nil)
+		// The dev process's own components (roots, leaves, intentions)
+		// open and close a few blocked reads of their own meanwhile; the
+		// watchers must add one, not one each.
 		serverWatchers := value(m, "warren_blocking_open_watchers", nil) - value(before, "warren_blocking_open_watchers", nil)
-		if waiting == n && reads == 1 && serverWatchers == 1 {
+		if waiting == n && reads == 1 && serverWatchers >= 1 && serverWatchers <= maxOwn+1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%v queries waiting on %v shared reads, %v more blocked reads in the server; want %d on 1, 1", waiting, reads, serverWatchers, n)
+			t.Fatalf("%v queries waiting on %v shared reads, %v more blocked reads in the server; want %d on 1, at most %d more", waiting, reads, serverWatchers, n, maxOwn+1)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
