@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // The attack tests of issue 8 against a real `warren dev` process started
@@ -49,7 +51,7 @@ audit {
 	if err := os.Mkdir(dataRoot, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 5)
+	ports := testutil.FreePorts(t, 5)
 	cmd, _ := startDev(t, ports, []string{"-config-file", cfgFile, "-workload-socket", filepath.Join(tmp, "w.sock")},
 		"TMPDIR="+dataRoot, "NOTIFY_SOCKET=")
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/warren-mesh/warren/internal/testutil"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 
 	"github.com/miekg/dns"
 
@@ -33,27 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-// freePorts returns n ports free on 127.0.0.1 for both TCP and UDP.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		ports = append(ports, port)
-	}
-	return ports
 }
 
 // startDev runs `warren dev` (this test binary as warren) on ports (HTTP,
@@ -137,7 +117,7 @@ func TestSdNotify(t *testing.T) {
 		t.Skip("starts a warren process")
 	}
 	sock, msgs := notifySocket(t)
-	ports := freePorts(t, 5)
+	ports := testutil.FreePorts(t, 5)
 	cmd, done := startDev(t, ports, nil, "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000", "WATCHDOG_PID=", "JOURNAL_STREAM=")
 
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/v1/agent/self", ports[0])

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-mesh/warren/internal/testutil"
 	"github.com/warren-mesh/warren/xds"
 )
 
@@ -45,7 +46,7 @@ func TestEnvoySidecars(t *testing.T) {
 	// api's application: a line echo server.
 	apiApp := listenLocal(t)
 	go serveEcho(apiApp)
-	apiPublic, webUpstream := freePort(t), freePort(t)
+	apiPublic, webUpstream := testutil.FreePort(t), testutil.FreePort(t)
 
 	api := &xds.SidecarInput{
 		ProxyID: "api-sidecar-proxy", Service: "api",
@@ -58,8 +59,8 @@ func TestEnvoySidecars(t *testing.T) {
 	api.LeafCertPEM, api.LeafKeyPEM = ca.leaf(t, "api")
 	web := &xds.SidecarInput{
 		ProxyID: "web-sidecar-proxy", Service: "web",
-		PublicAddress: "127.0.0.1", PublicPort: freePort(t),
-		LocalServicePort: freePort(t), // web's own app is not needed here
+		PublicAddress: "127.0.0.1", PublicPort: testutil.FreePort(t),
+		LocalServicePort: testutil.FreePort(t), // web's own app is not needed here
 		TrustDomain:      envoyTD, Datacenter: envoyDC,
 		RootsPEM: []string{ca.rootPEM},
 		Upstreams: []xds.Upstream{{
@@ -103,7 +104,7 @@ func setSidecar(t *testing.T, s *xds.Server, in *xds.SidecarInput) {
 // returns its admin base URL.
 func startEnvoy(t *testing.T, bin, xdsAddr string, in *xds.SidecarInput) string {
 	t.Helper()
-	adminPort := freePort(t)
+	adminPort := testutil.FreePort(t)
 	b, err := xds.EnvoyBootstrap(xdsAddr, in.ProxyID, in.Service, adminPort, "")
 	if err != nil {
 		t.Fatal(err)
@@ -213,17 +214,6 @@ func listenLocal(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // testCA is a throwaway mesh CA issuing SPIFFE leaf certificates, standing

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/warren-mesh/warren/httpapi"
 	"github.com/warren-mesh/warren/internal/logging"
+	"github.com/warren-mesh/warren/internal/testutil"
 	"github.com/warren-mesh/warren/server"
 )
 
@@ -62,7 +62,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	c := &Cluster{t: t}
 	addrs := make([]string, n)
 	for i := range addrs {
-		addrs[i] = freeAddr(t)
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	}
 	for i := 0; i < n; i++ {
 		cfg := server.Config{
@@ -88,16 +88,6 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Cleanup(c.StopAll)
 	c.WaitLeader()
 	return c
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("reserve port: %v", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // Logger is where node logs go: set WARREN_TEST_LOG=1 to see them.

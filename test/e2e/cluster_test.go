@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/warren-mesh/warren/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -25,38 +24,9 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
-)
 
-// usedPorts keeps freePorts from handing out a port twice in one run.
-var (
-	usedPortsMu sync.Mutex
-	usedPorts   = map[int]bool{}
+	"github.com/warren-mesh/warren/internal/testutil"
 )
-
-// uniquePort returns a free TCP port on 127.0.0.1 that this test process
-// has not handed out before and whose UDP twin is free too (serf and DNS use
-// both).
-func uniquePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := freePort(t)
-		usedPortsMu.Lock()
-		dup := usedPorts[p]
-		usedPorts[p] = true
-		usedPortsMu.Unlock()
-		if dup {
-			continue
-		}
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return p
-	}
-	t.Fatal("no free port after 100 tries")
-	return 0
-}
 
 // node is one warren process (server or agent) that can be stopped and
 // started again with the same arguments and data dir.
@@ -221,7 +191,7 @@ func (c *testCluster) newNode(t *testing.T, name string, server bool, join []str
 	t.Helper()
 	n := &clusterNode{
 		name: name, server: server, dataDir: filepath.Join(c.dir, name), log: new(testutil.LockedBuffer),
-		httpPort: uniquePort(t), dnsPort: uniquePort(t), serverPort: uniquePort(t), serfPort: uniquePort(t), grpcPort: uniquePort(t),
+		httpPort: testutil.FreePort(t), dnsPort: testutil.FreePort(t), serverPort: testutil.FreePort(t), serfPort: testutil.FreePort(t), grpcPort: testutil.FreePort(t),
 	}
 	mode := "agent"
 	if server {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 var metricName = regexp.MustCompile(`warren_[a-z0-9_]+`)
@@ -28,13 +30,13 @@ var multiServerOnly = map[string]string{
 // Grafana dashboards in docs/dashboards names is one a server or an agent
 // exports, after driving each subsystem once.
 func TestDashboardsUseRealMetrics(t *testing.T) {
-	serf := freePort(t)
+	serf := testutil.FreePort(t)
 	p := startDev(t, "-serf-lan-port", strconv.Itoa(serf))
-	agentHTTP, agentDNS := freePort(t), freePort(t)
+	agentHTTP, agentDNS := testutil.FreePort(t), testutil.FreePort(t)
 	a := exec.Command(warrenBin, "agent", "-node", "dash-agent", "-data-dir", t.TempDir(),
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(agentHTTP), "-dns-port", strconv.Itoa(agentDNS),
-		"-server-port", strconv.Itoa(freePort(t)), "-serf-lan-port", strconv.Itoa(freePort(t)),
+		"-server-port", strconv.Itoa(testutil.FreePort(t)), "-serf-lan-port", strconv.Itoa(testutil.FreePort(t)),
 		"-grpc-port", "-1", "-retry-join", fmt.Sprintf("127.0.0.1:%d", serf), "-retry-interval", "1s")
 	var alog bytes.Buffer
 	a.Stdout, a.Stderr = &alog, &alog

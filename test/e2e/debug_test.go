@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // get returns the status code and body of GET url.
@@ -31,7 +33,7 @@ func get(t *testing.T, url string) (int, string) {
 // pprof; the main API answers 404 for pprof; the metrics listener serves
 // nothing of the main API.
 func TestMetricsAddrServesPprofOnlyThere(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := startDev(t, "-metrics-addr", metricsAddr, "-enable-debug")
 
 	scrape(t, metricsAddr) // parses with the Prometheus text parser
@@ -59,7 +61,7 @@ func TestMetricsAddrServesPprofOnlyThere(t *testing.T) {
 // TestMetricsAddrWithoutDebugHasNoPprof: without -enable-debug the
 // metrics listener serves metrics but no pprof.
 func TestMetricsAddrWithoutDebugHasNoPprof(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := startDev(t, "-metrics-addr", metricsAddr)
 	scrape(t, metricsAddr)
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/logs"} {
@@ -112,7 +114,7 @@ func TestDebugArchiveRedactsSecrets(t *testing.T) {
 	const key = "c2VjcmV0LWdvc3NpcC1rZXktZm9yLWUyZS10ZXN0cyE="
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "secret.hcl")
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("encrypt = %q\nmetrics_addr = %q\nenable_debug = true\nlog_level = \"debug\"\n", key, metricsAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 var warrenBin string
@@ -38,16 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a running warren process.
 type proc struct {
 	cmd  *exec.Cmd
@@ -59,13 +51,13 @@ type proc struct {
 // startDev runs `warren dev` on free ports and waits until it has a leader.
 func startDev(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	httpPort := freePort(t)
+	httpPort := testutil.FreePort(t)
 	args := append([]string{"dev",
 		"-http-port", strconv.Itoa(httpPort),
-		"-server-port", strconv.Itoa(freePort(t)),
-		"-serf-lan-port", strconv.Itoa(freePort(t)),
-		"-dns-port", strconv.Itoa(freePort(t)),
-		"-grpc-port", strconv.Itoa(freePort(t)),
+		"-server-port", strconv.Itoa(testutil.FreePort(t)),
+		"-serf-lan-port", strconv.Itoa(testutil.FreePort(t)),
+		"-dns-port", strconv.Itoa(testutil.FreePort(t)),
+		"-grpc-port", strconv.Itoa(testutil.FreePort(t)),
 	}, extra...)
 	p := &proc{cmd: exec.Command(warrenBin, args...), log: new(bytes.Buffer), HTTP: fmt.Sprintf("127.0.0.1:%d", httpPort), done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -180,8 +172,8 @@ func TestPortInUseIsAnErrorNotACrash(t *testing.T) {
 		t.Skipf("TCP port %d not free: %v", port, err)
 	}
 	defer tcp.Close()
-	_, errOut, code := run(t, "dev", "-http-port", strconv.Itoa(freePort(t)), "-server-port", strconv.Itoa(freePort(t)),
-		"-serf-lan-port", strconv.Itoa(freePort(t)), "-grpc-port", "-1", "-dns-port", strconv.Itoa(port))
+	_, errOut, code := run(t, "dev", "-http-port", strconv.Itoa(testutil.FreePort(t)), "-server-port", strconv.Itoa(testutil.FreePort(t)),
+		"-serf-lan-port", strconv.Itoa(testutil.FreePort(t)), "-grpc-port", "-1", "-dns-port", strconv.Itoa(port))
 	if code != 1 || strings.Contains(errOut, "panic") || !strings.Contains(errOut, strconv.Itoa(port)) {
 		t.Fatalf("dev with DNS port %d taken: exit %d, stderr:\n%s", port, code, errOut)
 	}

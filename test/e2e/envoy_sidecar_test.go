@@ -13,6 +13,8 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // startEcho serves a line echo on 127.0.0.1 and returns its port.
@@ -68,12 +70,12 @@ func TestEnvoySidecarsMTLS(t *testing.T) {
 			"(the raw ADS test TestSidecarXDS covers what the agent serves)")
 	}
 	t.Logf("using %s", envoy)
-	xdsPort := freePort(t)
+	xdsPort := testutil.FreePort(t)
 	p := startDev(t, "-grpc-port", strconv.Itoa(xdsPort))
 	cl := consulClient(t, p)
 	ag := cl.Agent()
-	apiPort, apiSidecar := startEcho(t), freePort(t)
-	webPort, webSidecar, bindPort := freePort(t), freePort(t), freePort(t)
+	apiPort, apiSidecar := startEcho(t), testutil.FreePort(t)
+	webPort, webSidecar, bindPort := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	if err := ag.ServiceRegister(&consulapi.AgentServiceRegistration{Name: "api", Port: apiPort, Address: "127.0.0.1",
 		Connect: &consulapi.AgentServiceConnect{SidecarService: &consulapi.AgentServiceRegistration{Port: apiSidecar}}}); err != nil {
 		t.Fatal(err)
@@ -85,8 +87,8 @@ func TestEnvoySidecarsMTLS(t *testing.T) {
 	}
 	for _, svc := range []string{"api", "web"} {
 		cmd := exec.Command(warrenBin, "connect", "envoy", "-sidecar-for", svc, "-http-addr", p.HTTP,
-			"-xds-addr", fmt.Sprintf("127.0.0.1:%d", xdsPort), "-admin-bind", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			"--", "--base-id", strconv.Itoa(freePort(t)), "--log-level", "warn")
+			"-xds-addr", fmt.Sprintf("127.0.0.1:%d", xdsPort), "-admin-bind", fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+			"--", "--base-id", strconv.Itoa(testutil.FreePort(t)), "--log-level", "warn")
 		var log bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &log, &log
 		if err := cmd.Start(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	grpcxds "google.golang.org/grpc/xds"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 type greeterBackend struct {
@@ -45,7 +47,7 @@ func startBackend(t *testing.T) int {
 // instance whose check turns critical stops receiving calls, and a new one
 // starts receiving them.
 func TestProxylessGRPCThroughAgent(t *testing.T) {
-	xdsPort := freePort(t)
+	xdsPort := testutil.FreePort(t)
 	p := startDev(t, "-grpc-port", strconv.Itoa(xdsPort))
 	cl, err := consulapi.NewClient(&consulapi.Config{Address: p.HTTP})
 	if err != nil {

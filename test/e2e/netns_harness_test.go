@@ -28,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/warren-mesh/warren/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -43,6 +42,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // requireNetns skips the test unless it can build namespaces.

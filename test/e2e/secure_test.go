@@ -13,6 +13,8 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // TestSecureClusterEnrolledAgents is the secure-by-default cluster: 3
@@ -58,7 +60,7 @@ auto_encrypt {
 	c := &testCluster{dir: t.TempDir()}
 	t.Cleanup(func() { c.cleanup(t) })
 	for i := 1; i <= 3; i++ {
-		c.servers = append(c.servers, c.newNode(t, fmt.Sprintf("s%d", i), true, nil, nodeOpts{extra: []string{"-config-file", serverConf, "-https-port", strconv.Itoa(uniquePort(t))}}))
+		c.servers = append(c.servers, c.newNode(t, fmt.Sprintf("s%d", i), true, nil, nodeOpts{extra: []string{"-config-file", serverConf, "-https-port", strconv.Itoa(testutil.FreePort(t))}}))
 	}
 	for _, s := range c.servers {
 		for _, o := range c.servers {

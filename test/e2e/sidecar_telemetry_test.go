@@ -19,6 +19,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // TestSidecarTelemetryXDS configures mesh telemetry the way an operator
@@ -30,8 +32,8 @@ import (
 // connection manager and the collector's cluster. A bad value in a
 // sidecar's proxy config is refused with a 400 naming the key.
 func TestSidecarTelemetryXDS(t *testing.T) {
-	xdsPort := freePort(t)
-	statsPort := freePort(t)
+	xdsPort := testutil.FreePort(t)
+	statsPort := testutil.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "proxy.hcl")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`proxy_defaults {
   config {

@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 func consulClient(t *testing.T, p *proc) *consulapi.Client {
@@ -346,7 +348,7 @@ func endpointsOf(cla *endpoint.ClusterLoadAssignment) []string {
 // web->api reaches api's RBAC within a second; api turning critical leaves
 // web's EDS within a second; an unrelated change pushes nothing.
 func TestSidecarXDS(t *testing.T) {
-	xdsPort := freePort(t)
+	xdsPort := testutil.FreePort(t)
 	p := startDev(t, "-grpc-port", strconv.Itoa(xdsPort))
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", xdsPort)
 	cl := consulClient(t, p)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/warren-mesh/warren/internal/testutil"
 )
 
 // TestTLSCluster runs 3 servers and 2 agents with TLS on every
@@ -85,7 +87,7 @@ auto_encrypt {
 	t.Cleanup(func() { c.cleanup(t) })
 	https := map[string]int{}
 	opts := func(name, conf string) nodeOpts {
-		https[name] = uniquePort(t)
+		https[name] = testutil.FreePort(t)
 		return nodeOpts{extra: []string{"-config-file", conf, "-https-port", strconv.Itoa(https[name])}}
 	}
 	for i := 1; i <= 3; i++ {
@@ -186,8 +188,8 @@ auto_encrypt {
 func TestPlaintextOffLoopbackRefused(t *testing.T) {
 	dir := t.TempDir()
 	ports := func() []string {
-		return []string{"-http-port", strconv.Itoa(uniquePort(t)), "-dns-port", "-1", "-grpc-port", "-1",
-			"-server-port", strconv.Itoa(uniquePort(t)), "-serf-lan-port", strconv.Itoa(uniquePort(t))}
+		return []string{"-http-port", strconv.Itoa(testutil.FreePort(t)), "-dns-port", "-1", "-grpc-port", "-1",
+			"-server-port", strconv.Itoa(testutil.FreePort(t)), "-serf-lan-port", strconv.Itoa(testutil.FreePort(t))}
 	}
 	_, errOut, code := run(t, append([]string{"server", "-data-dir", filepath.Join(dir, "s"), "-bind", "0.0.0.0", "-advertise", "127.0.0.1"}, ports()...)...)
 	if code == 0 || !strings.Contains(errOut, "without TLS: refusing a non-loopback address") {
