@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -158,7 +159,24 @@ func New(cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) node() catalog.Node {
-	return catalog.Node{ID: a.cfg.NodeID, Name: a.cfg.NodeName, Address: a.cfg.Address, Datacenter: a.cfg.Datacenter, Meta: a.cfg.NodeMeta}
+	return catalog.Node{ID: a.cfg.NodeID, Name: a.cfg.NodeName, Address: a.cfg.Address, Datacenter: a.cfg.Datacenter,
+		TaggedAddresses: nodeTaggedAddresses(a.cfg.Address), Meta: a.cfg.NodeMeta}
+}
+
+// nodeTaggedAddresses are the tagged addresses a Consul agent gives its
+// node: lan and wan with their per-family twins. Warren has no WAN pool, so
+// wan is the advertised address, as in a Consul agent without
+// advertise_addr_wan. Templates and Prometheus relabelling read them.
+func nodeTaggedAddresses(addr string) map[string]string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil
+	}
+	family := "ipv4"
+	if ip.Is6() && !ip.Is4In6() {
+		family = "ipv6"
+	}
+	return map[string]string{"lan": addr, "lan_" + family: addr, "wan": addr, "wan_" + family: addr}
 }
 
 // View is the agent's local view of the catalog, for DNS.

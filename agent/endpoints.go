@@ -16,12 +16,6 @@ import (
 	"github.com/warren-mesh/warren/httpapi"
 )
 
-// Maintenance check IDs, as Consul names them.
-const (
-	nodeMaintenanceID    = "_node_maintenance"
-	serviceMaintenanceID = "_service_maintenance:"
-)
-
 // Services are the local services.
 func (a *Agent) Services() []*catalog.Service { return a.local.Services() }
 
@@ -127,7 +121,7 @@ func (a *Agent) UpdateTTL(_ context.Context, id, status, output string) error {
 
 // NodeMaintenance puts the whole node in or out of maintenance.
 func (a *Agent) NodeMaintenance(ctx context.Context, enable bool, reason string) error {
-	return a.maintenance(ctx, nodeMaintenanceID, "", "Node Maintenance Mode", enable, reason)
+	return a.maintenance(ctx, catalog.NodeMaintenanceCheckID, "", "Node Maintenance Mode", enable, reason)
 }
 
 // ServiceMaintenance puts one service in or out of maintenance.
@@ -135,7 +129,7 @@ func (a *Agent) ServiceMaintenance(ctx context.Context, serviceID string, enable
 	if _, ok := a.local.Service(serviceID); !ok {
 		return fmt.Errorf("%w: service %q", catalog.ErrNotFound, serviceID)
 	}
-	return a.maintenance(ctx, serviceMaintenanceID+serviceID, serviceID, "Service Maintenance Mode", enable, reason)
+	return a.maintenance(ctx, catalog.ServiceMaintenanceCheckPrefix+serviceID, serviceID, "Service Maintenance Mode", enable, reason)
 }
 
 func (a *Agent) maintenance(_ context.Context, id, serviceID, name string, enable bool, reason string) error {

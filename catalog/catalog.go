@@ -3,6 +3,8 @@
 // every other package may import it, and it imports nothing internal.
 package catalog
 
+import "strings"
+
 // Health statuses of a check, as Consul spells them.
 const (
 	HealthPassing  = "passing"
@@ -21,6 +23,20 @@ const (
 	// as Consul's servers register "consul".
 	ServerServiceID = "warren"
 )
+
+// Maintenance checks, as Consul names them: a critical check the agent adds
+// to take its node, or one service instance, out of rotation.
+const (
+	NodeMaintenanceCheckID = "_node_maintenance"
+	// ServiceMaintenanceCheckPrefix is followed by the service ID.
+	ServiceMaintenanceCheckPrefix = "_service_maintenance:"
+)
+
+// IsMaintenanceCheck reports whether id is a node or service maintenance
+// check.
+func IsMaintenanceCheck(id string) bool {
+	return id == NodeMaintenanceCheckID || strings.HasPrefix(id, ServiceMaintenanceCheckPrefix)
+}
 
 // KindConnectProxy is the Kind of a sidecar proxy instance.
 const KindConnectProxy = "connect-proxy"

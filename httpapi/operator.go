@@ -135,3 +135,10 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	s.n += int64(n)
 	return n, err
 }
+
+// agentVersion answers GET /v1/agent/version as Consul does, with Warren's
+// version as HumanVersion. It needs no token: the version is already in
+// every member's gossip tags.
+func (h *handler) agentVersion(*http.Request) (any, error) {
+	return map[string]string{"HumanVersion": h.backend.Self().Version, "SHA": "", "BuildDate": "", "FIPS": ""}, nil
+}

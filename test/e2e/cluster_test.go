@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -541,6 +542,21 @@ func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
 			t.Errorf("node %s: serfHealth %q, %v", n, st, err)
 		}
 	}
+	// Each agent gives its node Consul's tagged addresses (its first sync
+	// may land a moment after the leader registered the member).
+	waitFor(t, 10*time.Second, func() error {
+		nodes, _, err := srv.Catalog().Nodes(nil)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			want := map[string]string{"lan": "127.0.0.1", "lan_ipv4": "127.0.0.1", "wan": "127.0.0.1", "wan_ipv4": "127.0.0.1"}
+			if !maps.Equal(n.TaggedAddresses, want) {
+				return fmt.Errorf("node %s: tagged addresses %v, want %v", n.Node, n.TaggedAddresses, want)
+			}
+		}
+		return nil
+	})
 
 	// The CLI lists the six members alive, in text and JSON. Gossip is
 	// eventually consistent: a1 may learn of the last joiner a moment after
@@ -905,6 +921,12 @@ func testDNS(t *testing.T, c *testCluster) {
 		return nil
 	})
 
+	// The agent's own health endpoint answers from its local state.
+	if status, info, err := cl.Agent().AgentHealthServiceByID("dns-a1"); err != nil || status != consulapi.HealthPassing ||
+		info == nil || info.Service.Service != "dnssvc" || len(info.Checks) != 1 {
+		t.Fatalf("a1's health of dns-a1: %q %+v %v", status, info, err)
+	}
+
 	// Note: the agent sends at most one status change per check per second
 	// (checks.DefaultMinFlapInterval), so this change, made within a second
 	// of the passing one, may be held for up to a second; 2 s covers that.
@@ -929,6 +951,10 @@ func testDNS(t *testing.T, c *testCluster) {
 	})
 	t.Logf("dnssvc out of a1's DNS answers %s after its TTL check turned critical (out of ?passing on s1 after %s)",
 		took.Round(time.Millisecond), onServer.Round(time.Millisecond))
+	if status, infos, err := cl.Agent().AgentHealthServiceByName("dnssvc"); err != nil || status != consulapi.HealthCritical ||
+		len(infos) != 1 || infos[0].AggregatedStatus != consulapi.HealthCritical {
+		t.Fatalf("a1's health of dnssvc: %q %+v %v", status, infos, err)
+	}
 }
 
 // TestBadConfigFileExits: an invalid service definition stops `warren
