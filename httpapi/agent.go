@@ -82,7 +82,11 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request) (any, er
 	for _, s := range services {
 		out[s.ID] = h.fromLocalService(s)
 	}
-	return out, nil
+	ev, err := parseFilter(r)
+	if err != nil {
+		return nil, err
+	}
+	return filterMap(ev, out)
 }
 
 // fromLocalService is an instance as the agent endpoints report it: like
@@ -182,7 +186,11 @@ func (h *handler) agentChecks(w http.ResponseWriter, r *http.Request) (any, erro
 	for _, c := range checks {
 		out[c.CheckID] = fromCheck(c)
 	}
-	return out, nil
+	ev, err := parseFilter(r)
+	if err != nil {
+		return nil, err
+	}
+	return filterMap(ev, out)
 }
 
 // agentMembers answers GET /v1/agent/members. Warren has no WAN pool, so

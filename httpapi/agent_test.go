@@ -12,6 +12,7 @@ import (
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 )
@@ -520,7 +521,9 @@ func TestAgentBadInput(t *testing.T) {
 		{"service maintenance no enable", "PUT", "/v1/agent/service/maintenance/web-1", ``, 400, "enable"},
 
 		{"members bad wan", "GET", "/v1/agent/members?wan=maybe", ``, 400, "wan"},
-		{"services filter", "GET", "/v1/agent/services?filter=Service==web", ``, 400, "filter"},
+		{"services bad filter", "GET", "/v1/agent/services?filter=Service%20%3D%3D", ``, 400, "filter"},
+		{"services unknown selector", "GET", "/v1/agent/services?filter=Servce%3D%3Dweb", ``, 400, "Servce"},
+		{"members filter", "GET", "/v1/agent/members?filter=Name%3D%3Da", ``, 400, "takes no filter"},
 		{"join wan", "PUT", "/v1/agent/join/10.0.0.2?wan=1", ``, 400, "wan"},
 		{"force-leave bad prune", "PUT", "/v1/agent/force-leave/n?prune=maybe", ``, 400, "prune"},
 		{"force-leave wan", "PUT", "/v1/agent/force-leave/n?wan=1", ``, 400, "wan"},

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+
+	"github.com/hashicorp/go-bexpr"
 
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
@@ -68,11 +71,31 @@ func (h *handler) datacenters(*http.Request) (any, error) {
 
 func (h *handler) nodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
 	nodes, meta, err := h.backend.Nodes(r.Context(), q, nodeMetaFilter(r.URL.Query()))
-	return mapSlice(nodes, fromNode), meta, err
+	return filtered(r, mapSlice(nodes, fromNode), meta, err)
+}
+
+// filtered applies the request's ?filter to the rows of a read that
+// succeeded.
+func filtered[T any](r *http.Request, rows []T, meta catalog.QueryMeta, err error) (any, catalog.QueryMeta, error) {
+	if err != nil {
+		return rows, meta, err
+	}
+	ev, err := parseFilter(r)
+	if err == nil {
+		rows, err = filterSlice(ev, rows)
+	}
+	return rows, meta, err
 }
 
 func (h *handler) services(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	ev, err := parseFilter(r)
+	if err != nil {
+		return nil, catalog.QueryMeta{}, err
+	}
 	services, meta, err := h.backend.Services(r.Context(), q, nodeMetaFilter(r.URL.Query()))
+	if err == nil && ev != nil {
+		services, err = h.filterServices(r, q, ev, services)
+	}
 	out := make(map[string][]string, len(services))
 	for name, tags := range services {
 		out[name] = emptyIfNil(tags)
@@ -80,12 +103,45 @@ func (h *handler) services(r *http.Request, q catalog.QueryOptions) (any, catalo
 	return out, meta, err
 }
 
+// filterServices answers /v1/catalog/services?filter: as in Consul the
+// filter selects instances (the rows of /v1/catalog/service, with their
+// ServiceName, ServiceTags, NodeMeta … selectors), and a service is listed
+// with the tags of its matching instances when it has any. It reads each
+// service's instances, without blocking, after the listing answered: a
+// filtered listing costs one read per service.
+func (h *handler) filterServices(r *http.Request, q catalog.QueryOptions, ev *bexpr.Evaluator, services map[string][]string) (map[string][]string, error) {
+	q.MinIndex = 0
+	meta := nodeMetaFilter(r.URL.Query())
+	out := make(map[string][]string, len(services))
+	for name := range services {
+		rows, _, err := h.backend.ServiceNodes(r.Context(), q, name, nil)
+		if err != nil {
+			return nil, fmt.Errorf("filter instances of %q: %w", name, err)
+		}
+		rows = slices.DeleteFunc(rows, func(sn catalog.ServiceNode) bool { return !matchesMeta(sn.Node, meta) })
+		kept, err := filterSlice(ev, mapSlice(rows, fromServiceNode))
+		if err != nil {
+			return nil, err
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		var tags []string
+		for _, sn := range kept {
+			tags = append(tags, sn.ServiceTags...)
+		}
+		slices.Sort(tags)
+		out[name] = slices.Compact(tags)
+	}
+	return out, nil
+}
+
 func (h *handler) serviceNodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
 	v := r.URL.Query()
 	rows, meta, err := h.backend.ServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"])
 	filter := nodeMetaFilter(v)
 	rows = slices.DeleteFunc(rows, func(sn catalog.ServiceNode) bool { return !matchesMeta(sn.Node, filter) })
-	return mapSlice(rows, fromServiceNode), meta, err
+	return filtered(r, mapSlice(rows, fromServiceNode), meta, err)
 }
 
 // nodeServices answers null for an unknown node, with 200, as Consul does.
@@ -98,6 +154,13 @@ func (h *handler) nodeServices(r *http.Request, q catalog.QueryOptions) (any, ca
 	for _, s := range services {
 		out.Services[s.ID] = fromService(s)
 	}
+	if err != nil {
+		return out, meta, err
+	}
+	ev, err := parseFilter(r)
+	if err == nil {
+		out.Services, err = filterMap(ev, out.Services)
+	}
 	return out, meta, err
 }
 
@@ -105,7 +168,8 @@ func (h *handler) nodeServices(r *http.Request, q catalog.QueryOptions) (any, ca
 // node, as Consul does.
 func (h *handler) nodeServiceList(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
 	node, services, meta, err := h.backend.NodeServices(r.Context(), q, r.PathValue("node"))
-	return &api.CatalogNodeServiceList{Node: fromNode(node), Services: mapSlice(services, fromService)}, meta, err
+	rows, meta, err := filtered(r, mapSlice(services, fromService), meta, err)
+	return &api.CatalogNodeServiceList{Node: fromNode(node), Services: rows.([]*api.AgentService)}, meta, err
 }
 
 func (h *handler) healthService(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
@@ -117,15 +181,17 @@ func (h *handler) healthService(r *http.Request, q catalog.QueryOptions) (any, c
 	rows, meta, err := h.backend.CheckServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"], passing)
 	filter := nodeMetaFilter(v)
 	rows = slices.DeleteFunc(rows, func(csn catalog.CheckServiceNode) bool { return !matchesMeta(csn.Node, filter) })
-	return mapSlice(rows, fromCheckServiceNode), meta, err
+	return filtered(r, mapSlice(rows, fromCheckServiceNode), meta, err)
 }
 
 func (h *handler) serviceChecks(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
-	return checks(h.backend.ServiceChecks(r.Context(), q, r.PathValue("service")))
+	cs, meta, err := h.backend.ServiceChecks(r.Context(), q, r.PathValue("service"))
+	return filtered(r, mapSlice(cs, fromCheck), meta, err)
 }
 
 func (h *handler) nodeChecks(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
-	return checks(h.backend.NodeChecks(r.Context(), q, r.PathValue("node")))
+	cs, meta, err := h.backend.NodeChecks(r.Context(), q, r.PathValue("node"))
+	return filtered(r, mapSlice(cs, fromCheck), meta, err)
 }
 
 func (h *handler) checksInState(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
@@ -135,10 +201,6 @@ func (h *handler) checksInState(r *http.Request, q catalog.QueryOptions) (any, c
 	default:
 		return nil, catalog.QueryMeta{}, badRequest("state: %q is not one of any, passing, warning, critical", state)
 	}
-	return checks(h.backend.ChecksInState(r.Context(), q, state))
-}
-
-// checks converts the answer of every check-list read.
-func checks(cs []*catalog.Check, meta catalog.QueryMeta, err error) (any, catalog.QueryMeta, error) {
-	return mapSlice(cs, fromCheck), meta, err
+	cs, meta, err := h.backend.ChecksInState(r.Context(), q, state)
+	return filtered(r, mapSlice(cs, fromCheck), meta, err)
 }

@@ -14,8 +14,8 @@ import (
 
 // parseQueryOptions reads the options every read takes: dc, stale,
 // consistent, index and wait. cached is accepted and ignored (there is no
-// agent cache to opt into); filter is refused rather than silently ignored,
-// since ignoring it would answer with rows the client asked to exclude.
+// agent cache to opt into); filter is checked here (filter.go) and applied
+// by the handlers of the routes that take it.
 func parseQueryOptions(r *http.Request, ourDC string) (catalog.QueryOptions, error) {
 	var q catalog.QueryOptions
 	v := r.URL.Query()
@@ -32,8 +32,8 @@ func parseQueryOptions(r *http.Request, ourDC string) (catalog.QueryOptions, err
 	case consistent:
 		q.Consistency = catalog.ConsistencyConsistent
 	}
-	if _, ok := v["filter"]; ok {
-		return q, badRequest("filter: filter expressions are not supported")
+	if _, err := parseFilter(r); err != nil {
+		return q, err
 	}
 	if s := v.Get("index"); s != "" {
 		i, err := strconv.ParseUint(s, 10, 64)

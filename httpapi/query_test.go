@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -69,7 +71,10 @@ func TestQueryOptionErrors(t *testing.T) {
 		{"wait=10", 400, "wait"},
 		{"wait=-1s", 400, "wait"},
 		{"dc=dc2", 500, "No path to datacenter"},
-		{"filter=Node==a", 400, "filter"},
+		{"filter=Node%20==", 400, "filter"},    // a syntax error
+		{"filter=a&filter=b", 400, "filter: "}, // one expression, on the routes that take one
+		// Nested parentheses cost the parser exponential work: bounded.
+		{"filter=" + url.QueryEscape(strings.Repeat("(", 200)+"a == b"+strings.Repeat(")", 200)), 400, "filter"},
 	}
 	f, _, srv := newTestServer(t)
 	for _, tt := range tests {
