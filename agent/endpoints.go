@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
@@ -205,8 +206,16 @@ func (a *Agent) Members() []api.AgentMember {
 	return out
 }
 
+// member is a gossip member as the HTTP API reports it. The tags are the
+// member's own, except role, which is spelt as Consul's members spell it
+// ("consul" for a server, "node" for any other agent): the consul CLI,
+// the Consul UI and tooling that tell servers from clients read that tag.
 func member(m serf.Member) api.AgentMember {
-	return api.AgentMember{Name: m.Name, Addr: m.Addr.String(), Port: m.Port, Tags: m.Tags, Status: int(m.Status)}
+	tags := maps.Clone(m.Tags)
+	if tags[gossip.TagRole] == gossip.RoleServer {
+		tags[gossip.TagRole] = "consul"
+	}
+	return api.AgentMember{Name: m.Name, Addr: m.Addr.String(), Port: m.Port, Tags: tags, Status: int(m.Status)}
 }
 
 // Join joins the gossip pool through addr.

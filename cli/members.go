@@ -47,8 +47,11 @@ func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Node\tAddress\tStatus\tType\tDC")
 	for _, m := range out {
-		typ := m.Tags["role"]
-		if typ == "node" {
+		typ := m.Tags["role"] // Consul's spelling: consul or node
+		switch typ {
+		case "consul":
+			typ = "server"
+		case "node":
 			typ = "client"
 		}
 		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\n", m.Name, m.Addr, m.Port, memberStatus[m.Status], typ, m.Tags["dc"])

@@ -325,9 +325,9 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		}
 	}
 	rpcAddr := net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Ports.Server))
-	tags := map[string]string{gossip.TagRole: "node", gossip.TagDatacenter: cfg.Datacenter, gossip.TagID: nodeID, gossip.TagVersion: Version}
+	tags := map[string]string{gossip.TagRole: gossip.RoleNode, gossip.TagDatacenter: cfg.Datacenter, gossip.TagID: nodeID, gossip.TagVersion: Version}
 	if cfg.Server {
-		tags[gossip.TagRole] = "server"
+		tags[gossip.TagRole] = gossip.RoleServer
 		tags[gossip.TagRPCAddr] = rpcAddr
 		tags[gossip.TagExpect] = gossip.ExpectTag(cfg.BootstrapExpect)
 	}

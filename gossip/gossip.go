@@ -36,6 +36,12 @@ const (
 	TagVersion    = "version" // build version
 )
 
+// Values of TagRole.
+const (
+	RoleServer = "server"
+	RoleNode   = "node"
+)
+
 // Config configures the pool.
 type Config struct {
 	NodeName string
@@ -305,7 +311,7 @@ func (p *Pool) ForceLeave(node string, prune bool) error {
 // ServerRPCAddr returns a member's server RPC address if it is a server of
 // datacenter dc.
 func ServerRPCAddr(m serf.Member, dc string) (string, bool) {
-	if m.Tags[TagRole] != "server" || m.Tags[TagDatacenter] != dc || m.Tags[TagRPCAddr] == "" {
+	if m.Tags[TagRole] != RoleServer || m.Tags[TagDatacenter] != dc || m.Tags[TagRPCAddr] == "" {
 		return "", false
 	}
 	return m.Tags[TagRPCAddr], true

@@ -566,14 +566,15 @@ func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
 		if code != 0 {
 			return fmt.Errorf("warren members: code %d, stderr %q", code, errOut)
 		}
-		alive := 0
+		alive, types := 0, map[string]int{}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-			if f := strings.Fields(line); len(f) >= 3 && f[2] == "alive" {
+			if f := strings.Fields(line); len(f) >= 4 && f[2] == "alive" {
 				alive++
+				types[f[3]]++
 			}
 		}
-		if alive != 6 || !strings.HasPrefix(out, "Node") {
-			return fmt.Errorf("warren members lists %d alive members, want 6:\n%s", alive, out)
+		if alive != 6 || !strings.HasPrefix(out, "Node") || types["server"] != 3 || types["client"] != 3 {
+			return fmt.Errorf("warren members lists %d alive members (%v), want 6, 3 servers and 3 clients:\n%s", alive, types, out)
 		}
 		return nil
 	})
@@ -590,7 +591,7 @@ func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
 	for _, m := range members {
 		roles[m.Tags["role"]]++
 	}
-	if roles["server"] != 3 || roles["node"] != 3 {
+	if roles["consul"] != 3 || roles["node"] != 3 { // as Consul spells them
 		t.Errorf("member roles = %v, want 3 servers and 3 nodes", roles)
 	}
 
