@@ -30,6 +30,23 @@ type LocalAgentSelf struct {
 	Meta   map[string]string
 	Stats  map[string]map[string]string
 	Sync   AgentSync
+	// XDS is where Envoy and proxyless gRPC clients reach xDS (Consul's
+	// "xDS" section, which `consul connect envoy` reads); absent when the
+	// gRPC port is off.
+	XDS *AgentXDS `json:"xDS,omitempty"`
+}
+
+// AgentXDS is the xDS section of /v1/agent/self.
+type AgentXDS struct {
+	SupportedProxies map[string][]string
+	Port             int
+	Ports            AgentXDSPorts
+}
+
+// AgentXDSPorts are the xDS ports by transport; -1 is off.
+type AgentXDSPorts struct {
+	Plaintext int
+	TLS       int
 }
 
 // AgentSync is the Sync section of /v1/agent/self. Both keys are always

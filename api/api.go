@@ -224,10 +224,13 @@ type AgentSelf struct {
 // AgentConfig is the Config section of /v1/agent/self.
 type AgentConfig struct {
 	Datacenter string
-	NodeName   string
-	NodeID     string
-	Server     bool
-	Version    string
+	// PrimaryDatacenter is Datacenter: Warren has one datacenter per
+	// cluster, and tools read this key to find where ACLs and the CA live.
+	PrimaryDatacenter string
+	NodeName          string
+	NodeID            string
+	Server            bool
+	Version           string
 }
 
 // AgentMember is a node's gossip identity as /v1/agent/self and

@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/warren-mesh/warren/acl"
 	"github.com/warren-mesh/warren/agent"
+	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/config"
 	"github.com/warren-mesh/warren/dns"
 	"github.com/warren-mesh/warren/gossip"
@@ -479,8 +481,45 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 
 		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
 		Rejections: p.rejections, Audit: p.auditor(),
+		Stats: p.selfStats, XDS: selfXDS(cfg.Ports.GRPC),
 	})
 	return p, nil
+}
+
+// selfStats are the Stats sections of /v1/agent/self that Consul's
+// monitoring reads: "consul" (server or not, leader, known servers),
+// "serf_lan" and, on a server, "raft".
+func (p *process) selfStats() map[string]map[string]string {
+	out := map[string]map[string]string{"serf_lan": p.gossip.Stats()}
+	if p.server == nil {
+		known := 0
+		for _, m := range p.gossip.Members() {
+			if _, ok := gossip.ServerRPCAddr(m, p.cfg.Datacenter); ok && m.Status == serf.StatusAlive {
+				known++
+			}
+		}
+		out["consul"] = map[string]string{"server": "false", "known_servers": strconv.Itoa(known)}
+		return out
+	}
+	out["consul"] = map[string]string{"server": "true", "leader": strconv.FormatBool(p.server.IsLeader()),
+		"leader_addr": p.server.LeaderAddr(), "bootstrap": "false", "known_datacenters": "1"}
+	out["raft"] = p.server.RaftStats()
+	return out
+}
+
+// selfXDS is /v1/agent/self's xDS section: the gRPC port (plaintext; no
+// TLS port) and the Envoy releases the sidecar configuration supports,
+// newest first. Nil when the gRPC port is off.
+func selfXDS(grpcPort int) *api.AgentXDS {
+	if grpcPort <= 0 {
+		return nil
+	}
+	var envoy []string
+	for minor := envoyMaxMinor; minor >= envoyMinMinor; minor-- {
+		envoy = append(envoy, fmt.Sprintf("1.%d.0", minor))
+	}
+	return &api.AgentXDS{SupportedProxies: map[string][]string{"envoy": envoy}, Port: grpcPort,
+		Ports: api.AgentXDSPorts{Plaintext: grpcPort, TLS: -1}}
 }
 
 // ready reports whether the process can do its job, for

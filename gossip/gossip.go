@@ -250,6 +250,10 @@ func (p *Pool) countMemberlist(key []string, val float32) {
 // Members is every member serf knows, in any state.
 func (p *Pool) Members() []serf.Member { return p.serf.Members() }
 
+// Stats are serf's counters (members, failed, left, health_score, queue
+// depths, encrypted), as /v1/agent/self's serf_lan section.
+func (p *Pool) Stats() map[string]string { return p.serf.Stats() }
+
 // LocalMember is this process's member.
 func (p *Pool) LocalMember() serf.Member { return p.serf.LocalMember() }
 

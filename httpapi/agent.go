@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -445,26 +446,32 @@ func (h *handler) agentSelf(*http.Request) (any, error) {
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	return &api.LocalAgentSelf{
+	stats := map[string]map[string]string{
+		"agent": {
+			"services": strconv.Itoa(len(h.agent.Services())),
+			"checks":   strconv.Itoa(len(h.agent.Checks())),
+		},
+		"build": {"version": config.Version},
+		"runtime": {
+			"os":         runtime.GOOS,
+			"arch":       runtime.GOARCH,
+			"version":    runtime.Version(),
+			"goroutines": strconv.Itoa(runtime.NumGoroutine()),
+			"cpu_count":  strconv.Itoa(runtime.NumCPU()),
+		},
+	}
+	if h.stats != nil {
+		maps.Copy(stats, h.stats())
+	}
+	out := &api.LocalAgentSelf{
 		Config: config,
 		Member: member,
 		Meta:   meta,
-		Stats: map[string]map[string]string{
-			"agent": {
-				"services": strconv.Itoa(len(h.agent.Services())),
-				"checks":   strconv.Itoa(len(h.agent.Checks())),
-			},
-			"build": {"version": config.Version},
-			"runtime": {
-				"os":         runtime.GOOS,
-				"arch":       runtime.GOARCH,
-				"version":    runtime.Version(),
-				"goroutines": strconv.Itoa(runtime.NumGoroutine()),
-				"cpu_count":  strconv.Itoa(runtime.NumCPU()),
-			},
-		},
-		Sync: api.AgentSync{LastSync: info.LastSync, LastSyncError: info.LastSyncError},
-	}, nil
+		Stats:  stats,
+		Sync:   api.AgentSync{LastSync: info.LastSync, LastSyncError: info.LastSyncError},
+	}
+	out.XDS = h.xds
+	return out, nil
 }
 
 // validateServiceRegistration checks a service registration with the

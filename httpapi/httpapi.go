@@ -69,6 +69,12 @@ type Config struct {
 	// Audit gets one event per write request (httpapi/audit.go); nil
 	// audits nothing.
 	Audit Auditor
+
+	// Stats adds sections to /v1/agent/self's Stats, as Consul's
+	// ("consul", "raft", "serf_lan"); nil adds none. XDS is its xDS
+	// section; nil leaves that out.
+	Stats func() map[string]map[string]string
+	XDS   *api.AgentXDS
 }
 
 type handler struct {
@@ -78,6 +84,8 @@ type handler struct {
 	dc       string
 	gatherer prometheus.Gatherer
 	ready    func() (bool, map[string]string)
+	stats    func() map[string]map[string]string
+	xds      *api.AgentXDS
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	shared   *sharedBodies
@@ -96,7 +104,7 @@ type handler struct {
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready, shared: newSharedBodies(), flights: newBlockingFlights(),
+		gatherer: cfg.Gatherer, ready: cfg.Ready, stats: cfg.Stats, xds: cfg.XDS, shared: newSharedBodies(), flights: newBlockingFlights(),
 		acl: cfg.ACL, defaultToken: cfg.DefaultToken,
 		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
 		rejections: cfg.Rejections, audit: cfg.Audit}

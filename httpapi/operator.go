@@ -42,7 +42,7 @@ func (h *handler) selfSections(s Self) (api.AgentConfig, api.AgentMember) {
 	if s.Server {
 		role = "consul"
 	}
-	return api.AgentConfig{Datacenter: dc, NodeName: s.NodeName, NodeID: s.NodeID, Server: s.Server, Version: s.Version},
+	return api.AgentConfig{Datacenter: dc, PrimaryDatacenter: dc, NodeName: s.NodeName, NodeID: s.NodeID, Server: s.Server, Version: s.Version},
 		api.AgentMember{
 			Name:   s.NodeName,
 			Addr:   s.MemberAddr,

@@ -405,6 +405,10 @@ func (s *Server) IsLeader() bool {
 	return s.leaderReady.Load() && s.raft.State() == raft.Leader
 }
 
+// RaftStats are raft's counters (state, term, indexes, peers), as
+// /v1/agent/self's raft section.
+func (s *Server) RaftStats() map[string]string { return s.raft.Stats() }
+
 // LeaderAddr is the current leader's address, "" if unknown.
 func (s *Server) LeaderAddr() string {
 	addr, _ := s.raft.LeaderWithID()

@@ -595,6 +595,28 @@ func testAgentsJoinAndRegister(t *testing.T, c *testCluster) {
 		t.Errorf("member roles = %v, want 3 servers and 3 nodes", roles)
 	}
 
+	// /v1/agent/self's monitoring sections: an agent knows the 3 servers,
+	// a server's serf sees 6 members and its raft 2 peers.
+	waitFor(t, 10*time.Second, func() error {
+		self, err := a1.client(t).Agent().Self()
+		if err != nil {
+			return err
+		}
+		if cs, _ := self["Stats"]["consul"].(map[string]any); cs["server"] != "false" || cs["known_servers"] != "3" {
+			return fmt.Errorf("a1 Stats.consul = %v", cs)
+		}
+		self, err = srv.Agent().Self()
+		if err != nil {
+			return err
+		}
+		serfStats, _ := self["Stats"]["serf_lan"].(map[string]any)
+		raftStats, _ := self["Stats"]["raft"].(map[string]any)
+		if serfStats["members"] != "6" || raftStats["num_peers"] != "2" {
+			return fmt.Errorf("s2 Stats.serf_lan = %v, raft = %v", serfStats, raftStats)
+		}
+		return nil
+	})
+
 	// A service with a TTL check registered on a1 reaches the servers.
 	cl := a1.client(t)
 	registerTTL(t, cl, "web-a1", "web", 8080, "")

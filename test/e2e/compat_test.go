@@ -175,8 +175,20 @@ func TestConsulClientAgainstDev(t *testing.T) {
 		t.Fatalf("status leader = %q, %v", leader, err)
 	}
 	self, err := cl.Agent().Self()
-	if err != nil || self["Config"]["Datacenter"] != "dc1" {
+	if err != nil || self["Config"]["Datacenter"] != "dc1" || self["Config"]["PrimaryDatacenter"] != "dc1" {
 		t.Fatalf("agent self = %v, %v", self, err)
+	}
+	// Consul's monitoring sections: a dev process is the leader, its raft
+	// and serf counters are there, and xDS names the gRPC port.
+	consulStats, _ := self["Stats"]["consul"].(map[string]any)
+	raftStats, _ := self["Stats"]["raft"].(map[string]any)
+	serfStats, _ := self["Stats"]["serf_lan"].(map[string]any)
+	if consulStats["server"] != "true" || consulStats["leader"] != "true" || raftStats["state"] != "Leader" ||
+		serfStats["members"] != "1" || serfStats["encrypted"] != "false" {
+		t.Fatalf("agent self Stats = %v", self["Stats"])
+	}
+	if xds := self["xDS"]; xds["Port"] != float64(p.GRPCPort) || xds["SupportedProxies"] == nil {
+		t.Fatalf("agent self xDS = %v, want port %d", xds, p.GRPCPort)
 	}
 	dcs, err := cat.Datacenters()
 	if err != nil || len(dcs) != 1 || dcs[0] != "dc1" {

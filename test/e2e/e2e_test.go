@@ -45,21 +45,24 @@ type proc struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	HTTP string // host:port
-	done chan error
+	// GRPCPort is the -grpc-port startDev gave (extra args may override).
+	GRPCPort int
+	done     chan error
 }
 
 // startDev runs `warren dev` on free ports and waits until it has a leader.
 func startDev(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	httpPort := testutil.FreePort(t)
+	httpPort, grpcPort := testutil.FreePort(t), testutil.FreePort(t)
 	args := append([]string{"dev",
 		"-http-port", strconv.Itoa(httpPort),
 		"-server-port", strconv.Itoa(testutil.FreePort(t)),
 		"-serf-lan-port", strconv.Itoa(testutil.FreePort(t)),
 		"-dns-port", strconv.Itoa(testutil.FreePort(t)),
-		"-grpc-port", strconv.Itoa(testutil.FreePort(t)),
+		"-grpc-port", strconv.Itoa(grpcPort),
 	}, extra...)
-	p := &proc{cmd: exec.Command(warrenBin, args...), log: new(bytes.Buffer), HTTP: fmt.Sprintf("127.0.0.1:%d", httpPort), done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(warrenBin, args...), log: new(bytes.Buffer), HTTP: fmt.Sprintf("127.0.0.1:%d", httpPort),
+		GRPCPort: grpcPort, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
