@@ -20,7 +20,9 @@ const maxCachedTokens = 4096
 // aclCache resolves request tokens for a plain agent by asking a server
 // (ACL.Resolve with the token itself), caching each answer for tokenTTL.
 // While no server answers, a resolution already made is used past its TTL
-// (Consul's down_policy "extend-cache"); a token never seen is refused.
+// (Consul's down_policy "extend-cache"); a token never seen is refused. A
+// token with an expiration time is refused from that moment on, cached or
+// not, servers reachable or not.
 type aclCache struct {
 	a  *Agent
 	mu sync.Mutex
@@ -28,9 +30,15 @@ type aclCache struct {
 }
 
 type cachedToken struct {
-	at  time.Time
-	id  *acl.Identity
-	err error
+	at      time.Time
+	expires time.Time // zero: the token does not expire
+	id      *acl.Identity
+	err     error
+}
+
+// expired reports whether the cached token has expired by now.
+func (e cachedToken) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
 }
 
 // ResolveToken returns the identity of a token secret, for the HTTP API.
@@ -40,10 +48,14 @@ func (a *Agent) ResolveToken(ctx context.Context, secret string) (*acl.Identity,
 	c.mu.Lock()
 	e, ok := c.m[hash]
 	c.mu.Unlock()
-	if ok && time.Since(e.at) < tokenTTL {
+	now := time.Now()
+	if ok && e.expired(now) {
+		return nil, catalog.ErrACLNotFound
+	}
+	if ok && now.Sub(e.at) < tokenTTL {
 		return e.id, e.err
 	}
-	id, err := a.resolveRemote(ctx, secret)
+	fresh, err := a.resolveRemote(ctx, secret)
 	if err != nil && !errors.Is(err, catalog.ErrACLNotFound) {
 		if ok && e.err == nil {
 			a.log.Warn("no server answered a token resolution; using the cached one", "accessor", e.id.AccessorID, "err", err)
@@ -51,19 +63,30 @@ func (a *Agent) ResolveToken(ctx context.Context, secret string) (*acl.Identity,
 		}
 		return nil, err
 	}
+	fresh.at, fresh.err = now, err
 	c.mu.Lock()
 	if len(c.m) >= maxCachedTokens {
 		clear(c.m)
 	}
-	c.m[hash] = cachedToken{at: time.Now(), id: id, err: err}
+	c.m[hash] = fresh
 	c.mu.Unlock()
-	return id, err
+	if fresh.expired(now) {
+		return nil, catalog.ErrACLNotFound
+	}
+	return fresh.id, err
 }
 
-func (a *Agent) resolveRemote(ctx context.Context, secret string) (*acl.Identity, error) {
+// resolveRemote asks a server for the token's identity and expiry.
+func (a *Agent) resolveRemote(ctx context.Context, secret string) (cachedToken, error) {
 	var reply acl.ResolveReply
 	if err := a.router.call(acl.WithSecret(ctx, secret), acl.MethodResolve, struct{}{}, &reply); err != nil {
-		return nil, err
+		return cachedToken{}, err
 	}
-	return reply.Identity(a.cfg.Datacenter)
+	var out cachedToken
+	if reply.Token != nil && reply.Token.ExpirationTime != nil {
+		out.expires = *reply.Token.ExpirationTime
+	}
+	id, err := reply.Identity(a.cfg.Datacenter)
+	out.id = id
+	return out, err
 }

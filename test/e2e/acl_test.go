@@ -119,4 +119,24 @@ func testACLs(t *testing.T, c *testCluster) {
 	if _, _, err := c.node(t, "s1").client(t).ACL().TokenRead(tok.AccessorID, nil); status(err) != http.StatusNotFound {
 		t.Errorf("read a deleted token: %v, want 404", err)
 	}
+
+	// An expiring token works on the agent until its expiration time and
+	// not a moment after, though the agent's cache (30 s) still holds it.
+	exp, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Description: "short-lived",
+		ServiceIdentities: []*consulapi.ACLServiceIdentity{{ServiceName: "api"}}, ExpirationTTL: 3 * time.Second}, nil)
+	if err != nil || exp.ExpirationTime == nil {
+		t.Fatalf("create an expiring token: %+v, %v", exp, err)
+	}
+	expCl, _ := consulapi.NewClient(&consulapi.Config{Address: a1.HTTP(), Token: exp.SecretID})
+	if _, err := expCl.Agent().Services(); err != nil {
+		t.Fatalf("the expiring token before it expires: %v", err)
+	}
+	time.Sleep(time.Until(*exp.ExpirationTime) + 100*time.Millisecond)
+	// The agent answers its own services from its cache of the token.
+	if _, err := expCl.Agent().Services(); status(err) != http.StatusForbidden {
+		t.Errorf("the expired token on a1's agent API: %v, want 403", err)
+	}
+	if _, _, err := expCl.Catalog().Services(nil); status(err) != http.StatusForbidden {
+		t.Errorf("the expired token on a1's catalog API: %v, want 403", err)
+	}
 }
