@@ -156,6 +156,12 @@ type Registration struct {
 	Service        *Service
 	Checks         []*Check
 	SkipNodeUpdate bool
+	// KeepAgentNodeFields keeps, on a node that exists when the
+	// registration is applied, the fields its own agent owns: ID, tagged
+	// addresses and meta; the rest of Node is written. The servers'
+	// membership reconciliation sets it, so a member's registration that
+	// raced with its agent's first sync cannot wipe what the agent wrote.
+	KeepAgentNodeFields bool `json:",omitempty"`
 }
 
 // Deregistration removes a whole node (ServiceID and CheckID empty), one

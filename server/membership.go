@@ -152,6 +152,9 @@ func (s *Server) registerMember(ctx context.Context, m serf.Member, status, outp
 	reg := &catalog.Registration{
 		Node:           catalog.Node{ID: m.Tags[gossip.TagID], Name: m.Name, Address: addr, Datacenter: s.cfg.Datacenter},
 		SkipNodeUpdate: node != nil && node.Address == addr,
+		// The node's agent may register it between this read and the
+		// apply: what it wrote about itself stays.
+		KeepAgentNodeFields: true,
 		Checks: []*catalog.Check{{
 			Node: m.Name, CheckID: SerfCheckID, Name: serfCheckName, Status: status, Output: output, Type: "serf",
 		}},

@@ -887,3 +887,34 @@ func TestChangeFeedBounds(t *testing.T) {
 		t.Fatalf("after an oversized change: %d entries", len(l.entries))
 	}
 }
+
+// TestKeepAgentNodeFields: a registration with KeepAgentNodeFields (the
+// servers' membership reconciliation) changes an existing node's address
+// but keeps the ID, tagged addresses and meta its agent registered; on a
+// node that does not exist yet it writes them as given.
+func TestKeepAgentNodeFields(t *testing.T) {
+	s := New()
+	agentNode := catalog.Node{ID: "11111111-2222-3333-4444-555555555555", Name: "a1", Address: "10.0.0.1", Datacenter: "dc1",
+		TaggedAddresses: map[string]string{"lan": "10.0.0.1", "wan": "10.0.0.1"}, Meta: map[string]string{"rack": "r1"}}
+	mustRegister(t, s, 1, &catalog.Registration{Node: agentNode})
+	mustRegister(t, s, 2, &catalog.Registration{KeepAgentNodeFields: true,
+		Node: catalog.Node{ID: "11111111-2222-3333-4444-555555555555", Name: "a1", Address: "10.0.0.9", Datacenter: "dc1"}})
+	_, n, _, err := s.NodeServices(nil, "a1")
+	if err != nil || n == nil {
+		t.Fatalf("node a1: %v, %v", n, err)
+	}
+	if n.Address != "10.0.0.9" || n.TaggedAddresses["lan"] != "10.0.0.1" || n.Meta["rack"] != "r1" || n.ID != agentNode.ID {
+		t.Fatalf("node a1 after the reconciler's registration: %+v", n)
+	}
+	// Without the flag the registration is the whole node, as before.
+	mustRegister(t, s, 3, &catalog.Registration{Node: catalog.Node{ID: agentNode.ID, Name: "a1", Address: "10.0.0.9", Datacenter: "dc1"}})
+	if _, n, _, _ = s.NodeServices(nil, "a1"); len(n.TaggedAddresses) != 0 || len(n.Meta) != 0 {
+		t.Fatalf("node a1 after a plain registration: %+v", n)
+	}
+	// A node that does not exist yet is written as given.
+	mustRegister(t, s, 4, &catalog.Registration{KeepAgentNodeFields: true,
+		Node: catalog.Node{Name: "a2", Address: "10.0.0.2", Meta: map[string]string{"k": "v"}}})
+	if _, n, _, _ = s.NodeServices(nil, "a2"); n == nil || n.Meta["k"] != "v" {
+		t.Fatalf("new node a2: %+v", n)
+	}
+}

@@ -213,13 +213,19 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 		return err
 	}
 	writeNode := !(r.SkipNodeUpdate && existingNode != nil)
-	if writeNode && r.Node.ID != "" {
-		raw, err := o.tx.First(tableNodes, "uuid", r.Node.ID)
+	node := &r.Node
+	if r.KeepAgentNodeFields && existingNode != nil {
+		merged := r.Node
+		merged.ID, merged.TaggedAddresses, merged.Meta = existingNode.ID, existingNode.TaggedAddresses, existingNode.Meta
+		node = &merged
+	}
+	if writeNode && node.ID != "" {
+		raw, err := o.tx.First(tableNodes, "uuid", node.ID)
 		if err != nil {
 			return err
 		}
 		if other, ok := raw.(*catalog.Node); ok && other.Name != name {
-			return invalid("ID", "node ID %q is already used by node %q", r.Node.ID, other.Name)
+			return invalid("ID", "node ID %q is already used by node %q", node.ID, other.Name)
 		}
 	}
 	// Rows share one copy of the strings they repeat: the node's name
@@ -282,7 +288,7 @@ func (t *WriteTxn) Register(idx uint64, r *catalog.Registration) error {
 
 	// Mutations.
 	if writeNode {
-		n := copyNode(&r.Node)
+		n := copyNode(node)
 		if existingNode == nil || !nodeSame(existingNode, n) {
 			n.RaftIndex = stamp(nodeRI(existingNode), idx)
 			if err := o.insert(tableNodes, n); err != nil {
