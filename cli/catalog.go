@@ -13,7 +13,7 @@ import (
 	"github.com/warren-mesh/warren/api"
 )
 
-const catalogUsage = `usage: warren catalog <services|nodes|service NAME> [-json] [-http-addr ADDR]`
+const catalogUsage = `usage: warren catalog <services|nodes|service NAME> [-filter EXPR] [-json] [-http-addr ADDR]`
 
 func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -26,6 +26,7 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	addr := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	tags := fs.Bool("tags", false, "services: show tags")
+	filter := fs.String("filter", "", `a filter expression, as the API's ?filter (e.g. 'ServiceMeta.env == prod')`)
 	// Flags may follow the service name: warren catalog service web -json.
 	var name string
 	if sub == "service" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -38,18 +39,22 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		name = fs.Arg(0)
 	}
 	c := addr.client()
+	var q url.Values
+	if *filter != "" {
+		q = url.Values{"filter": {*filter}}
+	}
 	var err error
 	switch sub {
 	case "services":
-		err = catalogServices(ctx, c, stdout, *asJSON, *tags)
+		err = catalogServices(ctx, c, stdout, q, *asJSON, *tags)
 	case "nodes":
-		err = catalogNodes(ctx, c, stdout, *asJSON)
+		err = catalogNodes(ctx, c, stdout, q, *asJSON)
 	case "service":
 		if name == "" {
 			fmt.Fprintln(stderr, "warren catalog service: missing service NAME")
 			return ExitUsage
 		}
-		err = catalogService(ctx, c, stdout, name, *asJSON)
+		err = catalogService(ctx, c, stdout, name, q, *asJSON)
 	default:
 		fmt.Fprintf(stderr, "warren catalog: unknown subcommand %q\n%s\n", sub, catalogUsage)
 		return ExitUsage
@@ -61,9 +66,9 @@ func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return ExitOK
 }
 
-func catalogServices(ctx context.Context, c *httpClient, w io.Writer, asJSON, tags bool) error {
+func catalogServices(ctx context.Context, c *httpClient, w io.Writer, q url.Values, asJSON, tags bool) error {
 	var out map[string][]string
-	if err := c.do(ctx, "GET", "/v1/catalog/services", nil, nil, &out); err != nil {
+	if err := c.do(ctx, "GET", "/v1/catalog/services", q, nil, &out); err != nil {
 		return err
 	}
 	if asJSON {
@@ -85,9 +90,9 @@ func catalogServices(ctx context.Context, c *httpClient, w io.Writer, asJSON, ta
 	return tw.Flush()
 }
 
-func catalogNodes(ctx context.Context, c *httpClient, w io.Writer, asJSON bool) error {
+func catalogNodes(ctx context.Context, c *httpClient, w io.Writer, q url.Values, asJSON bool) error {
 	var out []*api.Node
-	if err := c.do(ctx, "GET", "/v1/catalog/nodes", nil, nil, &out); err != nil {
+	if err := c.do(ctx, "GET", "/v1/catalog/nodes", q, nil, &out); err != nil {
 		return err
 	}
 	if asJSON {
@@ -105,9 +110,9 @@ func catalogNodes(ctx context.Context, c *httpClient, w io.Writer, asJSON bool) 
 	return tw.Flush()
 }
 
-func catalogService(ctx context.Context, c *httpClient, w io.Writer, name string, asJSON bool) error {
+func catalogService(ctx context.Context, c *httpClient, w io.Writer, name string, q url.Values, asJSON bool) error {
 	var out []*api.CatalogService
-	if err := c.do(ctx, "GET", "/v1/catalog/service/"+url.PathEscape(name), nil, nil, &out); err != nil {
+	if err := c.do(ctx, "GET", "/v1/catalog/service/"+url.PathEscape(name), q, nil, &out); err != nil {
 		return err
 	}
 	if asJSON {

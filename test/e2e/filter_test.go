@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -115,6 +116,20 @@ func TestFilterExpressions(t *testing.T) {
 	checks, err := ag.ChecksWithFilter(`ServiceName == api and Status == critical`)
 	if err != nil || len(checks) != 1 || checks["api-2-ttl"] == nil {
 		t.Fatalf("agent checks of api, critical: %v, %v", checks, err)
+	}
+
+	// The CLI passes -filter through.
+	out, errOut, code := run(t, "catalog", "service", "web", "-filter", `ServiceMeta.env == staging`, "-json", "-http-addr", p.HTTP)
+	var fromCLI []consulapi.CatalogService
+	if code != 0 || json.Unmarshal([]byte(out), &fromCLI) != nil || len(fromCLI) != 1 || fromCLI[0].ServiceID != "web-b" {
+		t.Fatalf("warren catalog service web -filter: code %d, out %q, err %q", code, out, errOut)
+	}
+	out, _, code = run(t, "catalog", "nodes", "-filter", `Meta.rack == r2`, "-http-addr", p.HTTP)
+	if code != 0 || !strings.Contains(out, "web-2") || strings.Contains(out, "web-1") {
+		t.Fatalf("warren catalog nodes -filter: code %d, out %q", code, out)
+	}
+	if _, errOut, code := run(t, "catalog", "services", "-filter", `ServiceName ==`, "-http-addr", p.HTTP); code == 0 || !strings.Contains(errOut, "filter") {
+		t.Fatalf("warren catalog services with a bad filter: code %d, stderr %q", code, errOut)
 	}
 
 	// Bad expressions: 400, with what was wrong.
