@@ -226,7 +226,7 @@ func (h *handler) agentRegisterService(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	var in api.AgentServiceRegistration
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeSnakeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if err := validateServiceRegistration(&in); err != nil {
@@ -263,7 +263,7 @@ func (h *handler) agentDeregisterService(_ http.ResponseWriter, r *http.Request)
 // required, as in Consul.
 func (h *handler) agentRegisterCheck(w http.ResponseWriter, r *http.Request) error {
 	var in api.AgentCheckRegistration
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeSnakeJSON(w, r, &in); err != nil {
 		// encoding/json names the fields of the embedded definition
 		// through its Go type; the body has them at the top level.
 		var he *httpError

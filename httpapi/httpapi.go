@@ -377,6 +377,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 			return badRequest("body: unexpected data after the JSON value")
 		}
 	}
+	return jsonError(err)
+}
+
+// jsonError turns a decoding error into a 400 that names the field or the
+// place; nil stays nil.
+func jsonError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
