@@ -60,10 +60,12 @@ func unsnake(node any) any {
 	case map[string]any:
 		out := make(map[string]any, len(n))
 		// Keys without underscores first: a CamelCase key beats its
-		// snake_case twin.
+		// snake_case twin (seen holds the keys taken, in lower case).
+		seen := make(map[string]bool, len(n))
 		for k, v := range n {
 			if !strings.Contains(k, "_") {
 				out[k] = unsnakeField(k, v)
+				seen[strings.ToLower(k)] = true
 			}
 		}
 		for k, v := range n {
@@ -71,10 +73,10 @@ func unsnake(node any) any {
 				continue
 			}
 			nk := strings.ReplaceAll(k, "_", "")
-			if hasFold(out, nk) {
-				continue
+			if lk := strings.ToLower(nk); !seen[lk] {
+				seen[lk] = true
+				out[nk] = unsnakeField(nk, v)
 			}
-			out[nk] = unsnakeField(nk, v)
 		}
 		return out
 	}
@@ -96,14 +98,4 @@ func unsnakeField(key string, v any) any {
 		}
 	}
 	return unsnake(v)
-}
-
-// hasFold reports whether m has a key equal to k without regard to case.
-func hasFold(m map[string]any, k string) bool {
-	for mk := range m {
-		if strings.EqualFold(mk, k) {
-			return true
-		}
-	}
-	return false
 }
