@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,7 +79,7 @@ func (h *handler) writeHealth(w http.ResponseWriter, r *http.Request, code int, 
 		fmt.Fprint(w, status)
 		return
 	}
-	b, err := json.Marshal(body)
+	b, err := marshalBody(r, body)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("encode response: %w", err))
 		return

@@ -158,7 +158,7 @@ func (h *handler) encodedAnswer(r *http.Request, q catalog.QueryOptions, fn quer
 	if err != nil {
 		return nil, meta, err
 	}
-	b, err := h.shared.encode(sharedKey(qk, meta), body)
+	b, err := h.shared.encode(sharedKey(qk, meta), body, wantsPretty(r)) // ?pretty is part of qk
 	if err != nil {
 		return nil, meta, &encodeError{err}
 	}

@@ -347,13 +347,27 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // writeJSON encodes body whole before writing, so an encoding failure can
 // still become a 500.
 func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, body any) {
-	b, err := json.Marshal(body)
+	b, err := marshalBody(r, body)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("encode response: %w", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(b, '\n'))
+}
+
+// marshalBody is the JSON of an answer: indented by four spaces when the
+// request has ?pretty, as Consul does (its docs' examples use it).
+func marshalBody(r *http.Request, body any) ([]byte, error) {
+	if wantsPretty(r) {
+		return json.MarshalIndent(body, "", "    ")
+	}
+	return json.Marshal(body)
+}
+
+func wantsPretty(r *http.Request) bool {
+	_, ok := r.URL.Query()["pretty"]
+	return ok
 }
 
 // decodeJSON reads a JSON body of at most the configured limit

@@ -3,10 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,29 @@ func TestRequestLog(t *testing.T) {
 	}
 	if strings.Contains(out, "secret") {
 		t.Errorf("log holds a token:\n%s", out)
+	}
+}
+
+// TestPretty: ?pretty indents the answer by four spaces, as Consul does, on
+// plain reads, on blocking reads (whose encoding is shared) and on agent
+// reads; without it the answer is compact; both hold the same JSON.
+func TestPretty(t *testing.T) {
+	_, c, srv := newTestServer(t)
+	registerFixture(t, c)
+	_, compact := do(t, "GET", srv.URL+"/v1/catalog/nodes", "")
+	_, pretty := do(t, "GET", srv.URL+"/v1/catalog/nodes?pretty", "")
+	_, blocking := do(t, "GET", srv.URL+"/v1/catalog/nodes?pretty&index=1&wait=1s", "")
+	if strings.Contains(compact, "\n    ") || !strings.Contains(pretty, "[\n    {\n        \"ID\": ") {
+		t.Fatalf("compact %q\npretty %q", compact, pretty)
+	}
+	if blocking != pretty {
+		t.Fatalf("blocking pretty answer differs:\n%s\n%s", blocking, pretty)
+	}
+	var a, b any
+	if json.Unmarshal([]byte(compact), &a) != nil || json.Unmarshal([]byte(pretty), &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("pretty and compact hold different JSON")
+	}
+	if _, body := do(t, "GET", srv.URL+"/v1/agent/self?pretty", ""); !strings.HasPrefix(body, "{\n    \"Config\": {") {
+		t.Fatalf("agent self, pretty: %q", body)
 	}
 }

@@ -64,7 +64,7 @@ func queryKey(r *http.Request) string {
 
 // encode returns the JSON of body for this request and index, shared with
 // other requests for the same result.
-func (s *sharedBodies) encode(key string, body any) ([]byte, error) {
+func (s *sharedBodies) encode(key string, body any, pretty bool) ([]byte, error) {
 	s.mu.Lock()
 	b, ok := s.m[key]
 	s.mu.Unlock()
@@ -72,7 +72,13 @@ func (s *sharedBodies) encode(key string, body any) ([]byte, error) {
 		return b, nil
 	}
 	v, err, _ := s.group.Do(key, func() (any, error) {
-		b, err := json.Marshal(body)
+		var b []byte
+		var err error
+		if pretty {
+			b, err = json.MarshalIndent(body, "", "    ")
+		} else {
+			b, err = json.Marshal(body)
+		}
 		if err != nil {
 			return nil, err
 		}
