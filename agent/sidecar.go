@@ -23,7 +23,7 @@ import (
 // a sidecar is as healthy as its application, Envoy running or not.
 
 const (
-	sidecarSuffix = "-sidecar-proxy"
+	sidecarSuffix = catalog.SidecarSuffix
 	// The range sidecar ports are taken from when none is given
 	// (Consul's sidecar_min_port and sidecar_max_port).
 	sidecarPortMin = 21000

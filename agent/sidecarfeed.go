@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -271,7 +270,7 @@ func (f *SidecarFeed) upstreamEndpoints(service string) []xds.Endpoint {
 	var eps []xds.Endpoint
 	for _, csn := range f.src.ServiceInstances(service + sidecarSuffix) {
 		s := csn.Service
-		if s.Kind != catalog.KindConnectProxy || s.Proxy == nil || !strings.EqualFold(s.Proxy.DestinationServiceName, service) || s.Port == 0 {
+		if !s.IsProxyFor(service) || s.Port == 0 {
 			continue
 		}
 		if catalog.AggregatedStatus(csn.Checks) == catalog.HealthCritical || !healthy[[2]string{csn.Node.Name, s.Proxy.DestinationServiceID}] {

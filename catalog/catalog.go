@@ -41,6 +41,16 @@ func IsMaintenanceCheck(id string) bool {
 // KindConnectProxy is the Kind of a sidecar proxy instance.
 const KindConnectProxy = "connect-proxy"
 
+// SidecarSuffix names a service's sidecar proxies: web's are registered as
+// web-sidecar-proxy (Consul's convention for sidecar_service), which is
+// where xDS, DNS (web.connect) and /v1/health/connect look for them.
+const SidecarSuffix = "-sidecar-proxy"
+
+// IsProxyFor reports whether s is a connect proxy for service.
+func (s *Service) IsProxyFor(service string) bool {
+	return s != nil && s.Kind == KindConnectProxy && s.Proxy != nil && strings.EqualFold(s.Proxy.DestinationServiceName, service)
+}
+
 // RaftIndex records the Raft indexes at which a row was created and last
 // modified. The state store sets them; callers never do.
 type RaftIndex struct {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
 	"github.com/warren-mesh/warren/catalog"
 )
 
@@ -265,7 +266,7 @@ type instance struct {
 func (s *Server) buildService(q query, owner string, qtype uint16, zone string, gen uint64) *entry {
 	svc := q.name
 	if q.kind == kindConnect {
-		svc = q.name + "-sidecar-proxy"
+		svc = q.name + catalog.SidecarSuffix
 	}
 	var insts []instance
 	for _, csn := range s.view.ServiceInstances(svc) {

@@ -137,10 +137,26 @@ func (h *handler) filterServices(r *http.Request, q catalog.QueryOptions, ev *be
 }
 
 func (h *handler) serviceNodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return h.catalogInstances(r, q, false)
+}
+
+// connectNodes answers /v1/catalog/connect/{name}: a service's sidecar
+// proxies, in the shape of /v1/catalog/service.
+func (h *handler) connectNodes(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return h.catalogInstances(r, q, true)
+}
+
+func (h *handler) catalogInstances(r *http.Request, q catalog.QueryOptions, connect bool) (any, catalog.QueryMeta, error) {
 	v := r.URL.Query()
-	rows, meta, err := h.backend.ServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"])
+	name := r.PathValue("name")
+	if connect {
+		name += catalog.SidecarSuffix
+	}
+	rows, meta, err := h.backend.ServiceNodes(r.Context(), q, name, v["tag"])
 	filter := nodeMetaFilter(v)
-	rows = slices.DeleteFunc(rows, func(sn catalog.ServiceNode) bool { return !matchesMeta(sn.Node, filter) })
+	rows = slices.DeleteFunc(rows, func(sn catalog.ServiceNode) bool {
+		return !matchesMeta(sn.Node, filter) || connect && !sn.Service.IsProxyFor(r.PathValue("name"))
+	})
 	return filtered(r, mapSlice(rows, fromServiceNode), meta, err)
 }
 
@@ -173,14 +189,31 @@ func (h *handler) nodeServiceList(r *http.Request, q catalog.QueryOptions) (any,
 }
 
 func (h *handler) healthService(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return h.healthInstances(r, q, false)
+}
+
+// healthConnect answers /v1/health/connect/{name}: the connect-capable
+// endpoints of a service, its sidecar proxies, with their health, in the
+// shape of /v1/health/service (Traefik's connect-aware mode reads it).
+func (h *handler) healthConnect(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+	return h.healthInstances(r, q, true)
+}
+
+func (h *handler) healthInstances(r *http.Request, q catalog.QueryOptions, connect bool) (any, catalog.QueryMeta, error) {
 	v := r.URL.Query()
 	passing, err := boolParam(v, catalog.HealthPassing)
 	if err != nil {
 		return nil, catalog.QueryMeta{}, err
 	}
-	rows, meta, err := h.backend.CheckServiceNodes(r.Context(), q, r.PathValue("name"), v["tag"], passing)
+	name := r.PathValue("name")
+	if connect {
+		name += catalog.SidecarSuffix
+	}
+	rows, meta, err := h.backend.CheckServiceNodes(r.Context(), q, name, v["tag"], passing)
 	filter := nodeMetaFilter(v)
-	rows = slices.DeleteFunc(rows, func(csn catalog.CheckServiceNode) bool { return !matchesMeta(csn.Node, filter) })
+	rows = slices.DeleteFunc(rows, func(csn catalog.CheckServiceNode) bool {
+		return !matchesMeta(csn.Node, filter) || connect && !csn.Service.IsProxyFor(r.PathValue("name"))
+	})
 	return filtered(r, mapSlice(rows, fromCheckServiceNode), meta, err)
 }
 

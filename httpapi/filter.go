@@ -25,6 +25,8 @@ var filterRoutes = map[string]bool{
 	"GET /v1/catalog/node/{node}":          true,
 	"GET /v1/catalog/node-services/{node}": true,
 	"GET /v1/health/service/{name}":        true,
+	"GET /v1/health/connect/{name}":        true,
+	"GET /v1/catalog/connect/{name}":       true,
 	"GET /v1/health/checks/{service}":      true,
 	"GET /v1/health/node/{node}":           true,
 	"GET /v1/health/state/{state}":         true,

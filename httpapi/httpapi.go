@@ -145,6 +145,8 @@ func New(cfg Config) http.Handler {
 		"GET /v1/catalog/node/{node}":          h.query(h.nodeServices),
 		"GET /v1/catalog/node-services/{node}": h.query(h.nodeServiceList),
 		"GET /v1/health/service/{name}":        h.query(h.healthService),
+		"GET /v1/health/connect/{name}":        h.query(h.healthConnect),
+		"GET /v1/catalog/connect/{name}":       h.query(h.connectNodes),
 		"GET /v1/health/checks/{service}":      h.query(h.serviceChecks),
 		"GET /v1/health/node/{node}":           h.query(h.nodeChecks),
 		"GET /v1/health/state/{state}":         h.query(h.checksInState),
