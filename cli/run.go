@@ -92,6 +92,7 @@ func runDaemon(ctx context.Context, mode config.Mode, args []string, stderr io.W
 	level, _ := logging.ParseLevel(cfg.LogLevel)
 	log := logging.NewDaemon(stderr, logging.Options{Level: level, JSON: cfg.LogJSON})
 	log, ctx = keepRecentLogs(ctx, cfg, log, level) // for `warren debug` (cli/telemetry.go)
+	log = logging.WithMonitor(log)                  // for /v1/agent/monitor
 	if mode == config.ModeDev {
 		dir, err := os.MkdirTemp("", "warren-dev-")
 		if err != nil {
@@ -481,7 +482,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 
 		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
 		Rejections: p.rejections, Audit: p.auditor(),
-		Stats: p.selfStats, XDS: selfXDS(cfg.Ports.GRPC),
+		Stats: p.selfStats, XDS: selfXDS(cfg.Ports.GRPC), Monitor: logging.MonitorOf(log),
 	})
 	return p, nil
 }

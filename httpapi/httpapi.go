@@ -22,6 +22,7 @@ import (
 	"github.com/warren-mesh/warren/api"
 	"github.com/warren-mesh/warren/catalog"
 	"github.com/warren-mesh/warren/internal/limits"
+	"github.com/warren-mesh/warren/internal/logging"
 )
 
 // Default body limits (Config.MaxBodyBytes overrides the first).
@@ -75,6 +76,9 @@ type Config struct {
 	// section; nil leaves that out.
 	Stats func() map[string]map[string]string
 	XDS   *api.AgentXDS
+	// Monitor streams the process's logs at /v1/agent/monitor; nil
+	// answers that route 404.
+	Monitor *logging.Monitor
 }
 
 type handler struct {
@@ -86,6 +90,7 @@ type handler struct {
 	ready    func() (bool, map[string]string)
 	stats    func() map[string]map[string]string
 	xds      *api.AgentXDS
+	monitor  *logging.Monitor
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	shared   *sharedBodies
@@ -104,7 +109,7 @@ type handler struct {
 // known path with the wrong method 405 (with an Allow header).
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
-		gatherer: cfg.Gatherer, ready: cfg.Ready, stats: cfg.Stats, xds: cfg.XDS, shared: newSharedBodies(), flights: newBlockingFlights(),
+		gatherer: cfg.Gatherer, ready: cfg.Ready, stats: cfg.Stats, xds: cfg.XDS, monitor: cfg.Monitor, shared: newSharedBodies(), flights: newBlockingFlights(),
 		acl: cfg.ACL, defaultToken: cfg.DefaultToken,
 		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
 		rejections: cfg.Rejections, audit: cfg.Audit}
@@ -154,6 +159,7 @@ func New(cfg Config) http.Handler {
 		"GET /v1/status/peers":                 h.info(h.peers),
 		"GET /v1/agent/self":                   h.info(h.self),
 		"GET /v1/agent/version":                h.info(h.agentVersion),
+		"GET /v1/agent/monitor":                h.agentMonitor,
 		"GET /v1/agent/metrics":                h.metrics,
 		"GET /v1/agent/health/live":            h.live,
 		"GET /v1/agent/health/ready":           h.readyz,

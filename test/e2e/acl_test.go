@@ -47,6 +47,9 @@ func testACLs(t *testing.T, c *testCluster) {
 	if _, err := anon.Agent().Self(); status(err) != http.StatusForbidden {
 		t.Errorf("anonymous agent self: %v, want 403", err)
 	}
+	if _, err := anon.Agent().Monitor("debug", make(chan struct{}), nil); status(err) != http.StatusForbidden {
+		t.Errorf("anonymous agent monitor: %v, want 403", err)
+	}
 	if members, err := anon.Agent().Members(false); err != nil || len(members) != 0 {
 		t.Errorf("anonymous members: %d, %v; want none", len(members), err)
 	}
