@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"leave":       {"leave the gossip pool gracefully", runLeave},
 		"force-leave": {"mark a failed member as left", runForceLeave},
 		"reload":      {"re-read the agent's config files", runReload},
+		"monitor":     {"stream the agent's log lines (-log-level, -log-json) until interrupted", runMonitor},
 		"keygen":      {"print a new gossip encryption key", runKeygen},
 		"connect":     {"mesh helpers (grpc-bootstrap for proxyless gRPC clients)", runConnect},
 		"catalog":     {"list services and nodes in the catalog", runCatalog},

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"text/tabwriter"
@@ -105,5 +106,29 @@ func runKeygen(_ context.Context, _ []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return ExitOK
+}
+
+// runMonitor streams /v1/agent/monitor to stdout until ctx ends (Ctrl-C),
+// as `consul monitor` does.
+func runMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := clientFlags(fs)
+	level := fs.String("log-level", "info", "the lowest level to stream: trace, debug, info, warn or error")
+	asJSON := fs.Bool("log-json", false, "stream JSON lines")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	c := addr.client()
+	c.hc = &http.Client{Transport: c.hc.Transport} // a stream: no overall timeout
+	q := url.Values{"loglevel": {*level}}
+	if *asJSON {
+		q.Set("logjson", "true")
+	}
+	if err := c.do(ctx, "GET", "/v1/agent/monitor", q, nil, stdout); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "warren monitor: %v\n", err)
+		return ExitError
+	}
 	return ExitOK
 }

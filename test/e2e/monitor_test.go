@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,44 @@ func TestAgentMonitor(t *testing.T) {
 			t.Fatal("no JSON debug line for the registration within 10 s")
 		}
 	}
+
+	// warren monitor streams the same lines until interrupted.
+	cmd := exec.Command(warrenBin, "monitor", "-log-level", "debug", "-http-addr", p.HTTP)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "PUT /v1/agent/service/register") {
+				got <- sc.Text()
+				return
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		// Registering again until the line shows: the command may not
+		// have subscribed yet when the first one is logged.
+		if err := cl.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{Name: "web", Port: 80}); err != nil {
+			return err
+		}
+		select {
+		case <-got:
+			return nil
+		case <-time.After(500 * time.Millisecond):
+			return fmt.Errorf("warren monitor printed no line for the registration")
+		}
+	})
+	if _, errOut, code := run(t, "monitor", "-log-level", "loud", "-http-addr", p.HTTP); code == 0 || !strings.Contains(errOut, "loglevel") {
+		t.Fatalf("warren monitor -log-level loud: code %d, stderr %q", code, errOut)
+	}
+
 	resp, err := http.Get("http://" + p.HTTP + "/v1/agent/monitor?loglevel=loud")
 	if err != nil {
 		t.Fatal(err)
