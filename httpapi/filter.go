@@ -1,9 +1,10 @@
 package httpapi
 
 import (
-	"errors"
+	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/go-bexpr"
 )
@@ -67,21 +68,15 @@ func parseFilter(r *http.Request) (*bexpr.Evaluator, error) {
 }
 
 // filterError is a filter that could not be evaluated against a row:
-// mostly a selector that names no field ("Servce == web").
+// mostly a selector that names no field ("Servce == web"), or one that
+// reaches into a list as if it were one value ("Checks.Status", where
+// go-bexpr wants an index and says it cannot make "Status" an int).
 func filterError(ev *bexpr.Evaluator, err error) error {
-	return badRequest("filter: %q: %v", ev.Expression(), unwrapAll(err))
-}
-
-// unwrapAll is the innermost error: bexpr's outer layers repeat the
-// expression.
-func unwrapAll(err error) error {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err
-		}
-		err = next
+	msg := fmt.Sprintf("filter: %q: %v", ev.Expression(), err)
+	if strings.Contains(err.Error(), "to type int") {
+		msg += `; a selector goes through a list with "any" or "all", e.g. any Checks as c { c.Status == passing }`
 	}
+	return badRequest("%s", msg)
 }
 
 // filterSlice keeps the rows ev matches; a nil ev keeps them all.

@@ -194,3 +194,25 @@ func TestPretty(t *testing.T) {
 		t.Fatalf("agent self, pretty: %q", body)
 	}
 }
+
+// TestFilterErrors: an evaluation error names the expression and the
+// selector, and a selector that goes through a list says how to write it.
+func TestFilterErrors(t *testing.T) {
+	_, c, srv := newTestServer(t)
+	registerFixture(t, c)
+	for _, tc := range []struct{ filter, want string }{
+		{`Servce.ID == web`, `Servce`},
+		{`Checks.Status == passing`, `any Checks as c { c.Status == passing }`},
+	} {
+		resp, body := do(t, "GET", srv.URL+"/v1/health/service/web?filter="+url.QueryEscape(tc.filter), "")
+		if resp.StatusCode != 400 || !strings.Contains(body, tc.want) || !strings.Contains(body, tc.filter) {
+			t.Errorf("filter %s: %d %q, want 400 naming %q", tc.filter, resp.StatusCode, body, tc.want)
+		}
+	}
+	// The suggested form works.
+	resp, body := do(t, "GET", srv.URL+"/v1/health/service/web?filter="+url.QueryEscape(`any Checks as c { c.Status == critical }`), "")
+	var rows []map[string]any
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &rows) != nil || len(rows) != 1 {
+		t.Errorf("any Checks: %d %q", resp.StatusCode, body)
+	}
+}
