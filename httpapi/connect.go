@@ -68,9 +68,18 @@ func srcDst(query string) func(r *http.Request) api.IntentionQuery {
 	}
 }
 
+// intentionList answers GET /v1/connect/intentions, with ?filter on the
+// intentions (SourceName, DestinationName, Action …) as in Consul.
 func (h *handler) intentionList() queryFunc {
-	return h.intentionRead(func(*http.Request) api.IntentionQuery { return api.IntentionQuery{Query: "list"} },
+	read := h.intentionRead(func(*http.Request) api.IntentionQuery { return api.IntentionQuery{Query: "list"} },
 		func(res *api.IntentionResult) any { return emptyIfNil(res.Intentions) })
+	return func(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
+		body, meta, err := read(r, q)
+		if err != nil {
+			return body, meta, err
+		}
+		return filtered(r, body.([]*api.Intention), meta, nil)
+	}
 }
 
 func (h *handler) intentionExact() queryFunc {

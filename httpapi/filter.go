@@ -33,6 +33,7 @@ var filterRoutes = map[string]bool{
 	"GET /v1/health/state/{state}":         true,
 	"GET /v1/agent/services":               true,
 	"GET /v1/agent/checks":                 true,
+	"GET /v1/connect/intentions":           true,
 }
 
 // maxFilterSteps bounds the parser's work on one expression (go-bexpr

@@ -118,6 +118,20 @@ func TestFilterExpressions(t *testing.T) {
 		t.Fatalf("agent checks of api, critical: %v, %v", checks, err)
 	}
 
+	// Intentions.
+	for _, ixn := range []*consulapi.Intention{
+		{SourceName: "web", DestinationName: "db", Action: consulapi.IntentionActionAllow},
+		{SourceName: "batch", DestinationName: "db", Action: consulapi.IntentionActionDeny},
+	} {
+		if _, err := cl.Connect().IntentionUpsert(ixn, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ixns, _, err := cl.Connect().Intentions(q(`DestinationName == db and Action == deny`))
+	if err != nil || len(ixns) != 1 || ixns[0].SourceName != "batch" {
+		t.Fatalf("intentions to db that deny: %+v, %v", ixns, err)
+	}
+
 	// The CLI passes -filter through.
 	out, errOut, code := run(t, "catalog", "service", "web", "-filter", `ServiceMeta.env == staging`, "-json", "-http-addr", p.HTTP)
 	var fromCLI []consulapi.CatalogService
