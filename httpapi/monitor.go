@@ -2,9 +2,13 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/warren-mesh/warren/internal/logging"
 )
+
+// monitorWriteTimeout bounds one write of the log stream.
+const monitorWriteTimeout = 10 * time.Second
 
 // agentMonitor answers GET /v1/agent/monitor as Consul does: the process's
 // log lines from now on, streamed as they are written, at ?loglevel
@@ -55,6 +59,9 @@ func (h *handler) agentMonitor(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case line := <-sub.Lines():
+			// A client that stops reading but keeps the connection
+			// would block the write for good: it gets monitorWriteTimeout.
+			_ = rc.SetWriteDeadline(time.Now().Add(monitorWriteTimeout))
 			if _, err := w.Write(line); err != nil {
 				return
 			}
