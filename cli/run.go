@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -164,6 +165,9 @@ type process struct {
 	httpsLn         net.Listener
 	autoEncrypt     *agent.AutoEncrypt // auto_encrypt.tls, nil otherwise
 	autoEncryptPool *rpc.Pool
+	// defaultToken is acl.tokens.default, or what PUT
+	// /v1/agent/token/default set since (DNS answers what it may read).
+	defaultToken atomic.Pointer[string]
 	// Limits and audit (cli/limits.go).
 	rejections *limits.Rejections
 	audit      *audit.Log // nil when off
@@ -431,10 +435,12 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if p.server != nil {
 		view = p.server.LocalView()
 	}
+	defaultToken := cfg.ACL.Tokens.Default
+	p.defaultToken.Store(&defaultToken)
 	if cfg.ACL.Enabled && cfg.ACL.EnableTokenForDNS && resolver != nil {
 		// DNS answers what the default token may read.
 		view = dns.FilteredView(view, func() dns.Filter {
-			id, err := resolver.ResolveToken(context.Background(), cfg.ACL.Tokens.Default)
+			id, err := resolver.ResolveToken(context.Background(), *p.defaultToken.Load())
 			if err != nil {
 				return acl.DenyAll()
 			}
@@ -483,8 +489,33 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
 		Rejections: p.rejections, Audit: p.auditor(),
 		Stats: p.selfStats, XDS: selfXDS(cfg.Ports.GRPC), Monitor: logging.MonitorOf(log),
+		OnTokenUpdate: p.tokenUpdated,
 	})
 	return p, nil
+}
+
+// tokenUpdated applies a token set through PUT /v1/agent/token/{kind}:
+// the default token for DNS (the HTTP API has taken it already), the agent
+// token for every call to the servers. An empty agent token falls back to
+// what the process started with. Never logs the secret.
+func (p *process) tokenUpdated(kind, secret string) {
+	switch kind {
+	case "default":
+		p.defaultToken.Store(&secret)
+	case "agent":
+		switch {
+		case secret != "":
+		case p.cfg.ACL.Tokens.Agent != "":
+			secret = p.cfg.ACL.Tokens.Agent
+		case p.server != nil:
+			secret = p.server.LocalAgentToken()
+		}
+		p.pool.SetToken(secret)
+		if p.autoEncryptPool != nil {
+			p.autoEncryptPool.SetToken(secret)
+		}
+	}
+	p.log.Info("agent token updated through the API", "kind", kind)
 }
 
 // selfStats are the Stats sections of /v1/agent/self that Consul's

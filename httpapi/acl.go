@@ -48,7 +48,10 @@ func (h *handler) requestToken(r *http.Request) (string, error) {
 		}
 		return strings.TrimSpace(t), nil
 	}
-	return h.defaultToken, nil
+	if t := h.defaultToken.Load(); t != nil {
+		return *t, nil
+	}
+	return "", nil
 }
 
 // withIdentity resolves the request's token before the route's handler

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +80,11 @@ type Config struct {
 	// Monitor streams the process's logs at /v1/agent/monitor; nil
 	// answers that route 404.
 	Monitor *logging.Monitor
+	// OnTokenUpdate applies a token set through PUT /v1/agent/token/{kind}
+	// ("default" or "agent") to the rest of the process; the handler has
+	// already taken a new default token for itself. Nil answers that
+	// route 404.
+	OnTokenUpdate func(kind, secret string)
 }
 
 type handler struct {
@@ -96,13 +102,14 @@ type handler struct {
 	shared   *sharedBodies
 	flights  *blockingFlights
 
-	acl          ACLResolver
-	aclBackend   ACLBackend
-	defaultToken string
-	maxBody      int64
-	blocking     *limits.PerKey
-	rejections   *limits.Rejections
-	audit        Auditor
+	acl           ACLResolver
+	aclBackend    ACLBackend
+	defaultToken  atomic.Pointer[string]
+	onTokenUpdate func(kind, secret string)
+	maxBody       int64
+	blocking      *limits.PerKey
+	rejections    *limits.Rejections
+	audit         Auditor
 }
 
 // New returns the handler of every /v1 route. Unknown paths get 404 and a
@@ -110,10 +117,12 @@ type handler struct {
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
 		gatherer: cfg.Gatherer, ready: cfg.Ready, stats: cfg.Stats, xds: cfg.XDS, monitor: cfg.Monitor, shared: newSharedBodies(), flights: newBlockingFlights(),
-		acl: cfg.ACL, defaultToken: cfg.DefaultToken,
+		acl: cfg.ACL, onTokenUpdate: cfg.OnTokenUpdate,
 		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
 		rejections: cfg.Rejections, audit: cfg.Audit}
 	h.aclBackend, _ = cfg.Backend.(ACLBackend)
+	defaultToken := cfg.DefaultToken
+	h.defaultToken.Store(&defaultToken)
 	if h.maxBody <= 0 {
 		h.maxBody = maxBodyBytes
 	}
@@ -184,6 +193,7 @@ func New(cfg Config) http.Handler {
 		"PUT /v1/agent/join/{address}":              h.agentWrite(h.agentJoin),
 		"PUT /v1/agent/leave":                       h.agentWrite(h.agentLeave),
 		"PUT /v1/agent/force-leave/{node}":          h.agentWrite(h.agentForceLeave),
+		"PUT /v1/agent/token/{kind}":                h.agentWrite(h.agentSetToken),
 
 		"GET /v1/operator/raft/configuration": h.info(h.raftConfiguration),
 		"DELETE /v1/operator/raft/peer":       h.removePeer,

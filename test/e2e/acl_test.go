@@ -109,6 +109,72 @@ func testACLs(t *testing.T, c *testCluster) {
 		t.Errorf("acl policy create with a bad rule: %d %s", code, errOut)
 	}
 
+	// The agent's default token, set through the API (as `consul acl
+	// set-agent-token default` does): anonymous requests to a1 read what it
+	// may read, until it is cleared. Only acl:write may set it.
+	readers, _, err := mgmt.ACL().TokenCreate(&consulapi.ACLToken{Description: "default for a1",
+		Policies: []*consulapi.ACLTokenPolicyLink{{Name: "readers"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Agent().UpdateDefaultACLToken(readers.SecretID, nil); status(err) != http.StatusForbidden {
+		t.Errorf("anonymous sets the default token: %v, want 403", err)
+	}
+	if _, err := mgmt.Agent().UpdateDefaultACLToken(readers.SecretID, nil); err != nil {
+		t.Fatalf("set a1's default token: %v", err)
+	}
+	if svcs, _, err := anon.Catalog().Services(nil); err != nil || len(svcs) == 0 {
+		t.Errorf("anonymous catalog services with a reader default token: %v, %v; want some", svcs, err)
+	}
+	if _, err := mgmt.Agent().UpdateDefaultACLToken("", nil); err != nil {
+		t.Fatalf("clear a1's default token: %v", err)
+	}
+	if svcs, _, err := anon.Catalog().Services(nil); err != nil || len(svcs) != 0 {
+		t.Errorf("anonymous catalog services after the default token was cleared: %v, %v; want none", svcs, err)
+	}
+	req, _ = http.NewRequest("PUT", "http://"+a1.HTTP()+"/v1/agent/token/replication", strings.NewReader(`{"Token":"x"}`))
+	req.Header.Set("X-Consul-Token", clusterMgmtToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("set an unsupported token kind: %v %v, want 400", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// The agent token: with an unknown one set through the API, a1's
+	// syncs are refused (and /v1/agent/self says so); cleared, a1 is back
+	// on its configured token and the registration reaches the servers.
+	if _, err := mgmt.Agent().UpdateAgentACLToken("00000000-0000-4000-8000-000000000001", nil); err != nil {
+		t.Fatalf("set a1's agent token: %v", err)
+	}
+	if err := mgmt.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{Name: "tokened", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		self, err := mgmt.Agent().Self()
+		if err != nil {
+			return err
+		}
+		if e, _ := self["Sync"]["LastSyncError"].(string); e == "" {
+			return errors.New("no sync error yet with an unknown agent token")
+		}
+		return nil
+	})
+	if svcs, _, err := c.node(t, "s2").client(t).Catalog().Service("tokened", "", nil); err != nil || len(svcs) != 0 {
+		t.Fatalf("tokened reached the catalog with an unknown agent token: %v, %v", svcs, err)
+	}
+	if _, err := mgmt.Agent().UpdateAgentACLToken("", nil); err != nil {
+		t.Fatalf("reset a1's agent token: %v", err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		svcs, _, err := c.node(t, "s2").client(t).Catalog().Service("tokened", "", nil)
+		if err == nil && len(svcs) != 1 {
+			err = errors.New("tokened not in the catalog yet")
+		}
+		return err
+	})
+	if err := mgmt.Agent().ServiceDeregister("tokened"); err != nil {
+		t.Fatal(err)
+	}
+
 	// The stored form of a secret is no token.
 	sum := sha256.Sum256([]byte(tok.SecretID))
 	hashed, _ := consulapi.NewClient(&consulapi.Config{Address: a1.HTTP(), Token: hex.EncodeToString(sum[:])})
