@@ -30,16 +30,14 @@ type aclCache struct {
 }
 
 type cachedToken struct {
-	at      time.Time
-	expires time.Time // zero: the token does not expire
-	id      *acl.Identity
-	err     error
+	at    time.Time
+	token *acl.Token // as the server answered; nil if it knows none
+	id    *acl.Identity
+	err   error
 }
 
 // expired reports whether the cached token has expired by now.
-func (e cachedToken) expired(now time.Time) bool {
-	return !e.expires.IsZero() && !now.Before(e.expires)
-}
+func (e cachedToken) expired(now time.Time) bool { return e.token != nil && e.token.Expired(now) }
 
 // ResolveToken returns the identity of a token secret, for the HTTP API.
 func (a *Agent) ResolveToken(ctx context.Context, secret string) (*acl.Identity, error) {
@@ -82,11 +80,6 @@ func (a *Agent) resolveRemote(ctx context.Context, secret string) (cachedToken, 
 	if err := a.router.call(acl.WithSecret(ctx, secret), acl.MethodResolve, struct{}{}, &reply); err != nil {
 		return cachedToken{}, err
 	}
-	var out cachedToken
-	if reply.Token != nil && reply.Token.ExpirationTime != nil {
-		out.expires = *reply.Token.ExpirationTime
-	}
 	id, err := reply.Identity(a.cfg.Datacenter)
-	out.id = id
-	return out, err
+	return cachedToken{token: reply.Token, id: id}, err
 }

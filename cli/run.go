@@ -440,7 +440,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	if cfg.ACL.Enabled && cfg.ACL.EnableTokenForDNS && resolver != nil {
 		// DNS answers what the default token may read.
 		view = dns.FilteredView(view, func() dns.Filter {
-			id, err := resolver.ResolveToken(context.Background(), *p.defaultToken.Load())
+			id, err := resolver.ResolveToken(context.Background(), p.currentDefaultToken())
 			if err != nil {
 				return acl.DenyAll()
 			}
@@ -483,7 +483,7 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	p.http = httpapi.New(httpapi.Config{
 		Backend: backend, Agent: p.agent, Datacenter: cfg.Datacenter,
 		Registerer: p.httpDNSMetrics(), Gatherer: p.gatherer(), Ready: p.ready,
-		ACL: resolver, DefaultToken: cfg.ACL.Tokens.Default,
+		ACL: resolver, DefaultToken: p.currentDefaultToken,
 		Logger: log.With("subsystem", "http"),
 
 		MaxBodyBytes: int64(cfg.Limits.HTTPMaxBodyBytes), MaxBlockingQueriesPerClient: cfg.Limits.HTTPMaxBlockingQueriesPerClient,
@@ -494,9 +494,12 @@ func build(cfg *config.Config, reload func() ([]agent.ServiceDefinition, error),
 	return p, nil
 }
 
+// currentDefaultToken is the default token now, for HTTP and DNS.
+func (p *process) currentDefaultToken() string { return *p.defaultToken.Load() }
+
 // tokenUpdated applies a token set through PUT /v1/agent/token/{kind}:
-// the default token for DNS (the HTTP API has taken it already), the agent
-// token for every call to the servers. An empty agent token falls back to
+// the default token for HTTP and DNS, the agent token for every call to
+// the servers. An empty agent token falls back to
 // what the process started with. Never logs the secret.
 func (p *process) tokenUpdated(kind, secret string) {
 	switch kind {

@@ -48,10 +48,10 @@ func (h *handler) requestToken(r *http.Request) (string, error) {
 		}
 		return strings.TrimSpace(t), nil
 	}
-	if t := h.defaultToken.Load(); t != nil {
-		return *t, nil
+	if h.defaultToken == nil {
+		return "", nil
 	}
-	return "", nil
+	return h.defaultToken(), nil
 }
 
 // withIdentity resolves the request's token before the route's handler

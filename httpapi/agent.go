@@ -83,11 +83,7 @@ func (h *handler) agentServices(w http.ResponseWriter, r *http.Request) (any, er
 	for _, s := range services {
 		out[s.ID] = h.fromLocalService(s)
 	}
-	ev, err := parseFilter(r)
-	if err != nil {
-		return nil, err
-	}
-	return filterMap(ev, out)
+	return filterMap(filterOf(r), out)
 }
 
 // fromLocalService is an instance as the agent endpoints report it: like
@@ -187,11 +183,7 @@ func (h *handler) agentChecks(w http.ResponseWriter, r *http.Request) (any, erro
 	for _, c := range checks {
 		out[c.CheckID] = fromCheck(c)
 	}
-	ev, err := parseFilter(r)
-	if err != nil {
-		return nil, err
-	}
-	return filterMap(ev, out)
+	return filterMap(filterOf(r), out)
 }
 
 // agentMembers answers GET /v1/agent/members. Warren has no WAN pool, so

@@ -79,14 +79,7 @@ func (h *handler) writeHealth(w http.ResponseWriter, r *http.Request, code int, 
 		fmt.Fprint(w, status)
 		return
 	}
-	b, err := marshalBody(r, body)
-	if err != nil {
-		h.fail(w, r, fmt.Errorf("encode response: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	h.writeJSONCode(w, r, code, body)
 }
 
 // checkFormat refuses a ?format other than text or json.

@@ -40,10 +40,6 @@ func (h *handler) agentSetToken(w http.ResponseWriter, r *http.Request) error {
 	if strings.ContainsAny(in.Token, "\r\n") {
 		return badRequest("Token: contains a line break")
 	}
-	if kind == "default" {
-		t := in.Token
-		h.defaultToken.Store(&t)
-	}
 	h.onTokenUpdate(kind, in.Token)
 	return nil
 }

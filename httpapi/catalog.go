@@ -80,18 +80,12 @@ func filtered[T any](r *http.Request, rows []T, meta catalog.QueryMeta, err erro
 	if err != nil {
 		return rows, meta, err
 	}
-	ev, err := parseFilter(r)
-	if err == nil {
-		rows, err = filterSlice(ev, rows)
-	}
+	rows, err = filterSlice(filterOf(r), rows)
 	return rows, meta, err
 }
 
 func (h *handler) services(r *http.Request, q catalog.QueryOptions) (any, catalog.QueryMeta, error) {
-	ev, err := parseFilter(r)
-	if err != nil {
-		return nil, catalog.QueryMeta{}, err
-	}
+	ev := filterOf(r)
 	services, meta, err := h.backend.Services(r.Context(), q, nodeMetaFilter(r.URL.Query()))
 	if err == nil && ev != nil {
 		services, err = h.filterServices(r, q, ev, services)
@@ -173,10 +167,7 @@ func (h *handler) nodeServices(r *http.Request, q catalog.QueryOptions) (any, ca
 	if err != nil {
 		return out, meta, err
 	}
-	ev, err := parseFilter(r)
-	if err == nil {
-		out.Services, err = filterMap(ev, out.Services)
-	}
+	out.Services, err = filterMap(filterOf(r), out.Services)
 	return out, meta, err
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -39,33 +40,41 @@ var filterRoutes = map[string]bool{
 // maxFilterSteps bounds the parser's work on one expression (go-bexpr
 // counts grammar steps). A flat 4 KB expression of 54 clauses takes 45,000
 // (2 ms); nested parentheses cost steps exponentially in their depth (6
-// levels parse in 19 ms, 7 are refused), and without the bound a 400-byte
-// filter of 200 nested levels would keep a core busy for good. At the
-// bound a refusal costs about 35 ms of CPU.
+// levels parse in 19-22 ms, 7 are refused), and a 406-byte filter of 200
+// nested levels did not parse within 100 million steps, the most tried.
+// At the bound a refusal costs 32-50 ms of CPU.
 const maxFilterSteps = 1_000_000
 
-// parseFilter returns the request's filter, nil when it has none (or an
-// empty one, as Consul treats it). A syntax error, more than one ?filter,
-// or a filter on a route that takes none is a 400 naming the problem.
-func parseFilter(r *http.Request) (*bexpr.Evaluator, error) {
+// filterKey carries a request's compiled filter in its context.
+type filterKey struct{}
+
+// withFilter compiles the request's ?filter, once, and returns r carrying
+// it for filterOf (query and info call it; parseQueryOptions has already
+// refused a filter on a route that takes none). An empty filter is none,
+// as in Consul. A syntax error or more than one ?filter is a 400 naming
+// the problem.
+func withFilter(r *http.Request) (*http.Request, error) {
 	vs, ok := r.URL.Query()["filter"]
 	if !ok {
-		return nil, nil
-	}
-	if !filterRoutes[r.Pattern] {
-		return nil, badRequest("filter: %s takes no filter expression", r.URL.Path)
+		return r, nil
 	}
 	if len(vs) != 1 {
-		return nil, badRequest("filter: given %d times; give one expression (combine clauses with and/or)", len(vs))
+		return r, badRequest("filter: given %d times; give one expression (combine clauses with and/or)", len(vs))
 	}
 	if vs[0] == "" {
-		return nil, nil
+		return r, nil
 	}
 	ev, err := bexpr.CreateEvaluator(vs[0], bexpr.WithMaxExpressions(maxFilterSteps))
 	if err != nil {
-		return nil, badRequest("filter: %q: %v", vs[0], err)
+		return r, badRequest("filter: %q: %v", vs[0], err)
 	}
-	return ev, nil
+	return r.WithContext(context.WithValue(r.Context(), filterKey{}, ev)), nil
+}
+
+// filterOf is the filter withFilter compiled, nil when there is none.
+func filterOf(r *http.Request) *bexpr.Evaluator {
+	ev, _ := r.Context().Value(filterKey{}).(*bexpr.Evaluator)
+	return ev
 }
 
 // filterError is a filter that could not be evaluated against a row:

@@ -15,7 +15,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +57,9 @@ type Config struct {
 	// ACLBackend.
 	ACL ACLResolver
 	// DefaultToken is the token of requests that carry none (Consul's
-	// acl.tokens.default); "" is the anonymous token.
-	DefaultToken string
+	// acl.tokens.default, or what PUT /v1/agent/token/default set since);
+	// nil or "" is the anonymous token.
+	DefaultToken func() string
 
 	// Limits (httpapi/limits.go). MaxBodyBytes is the largest JSON body
 	// (0: 1 MiB); MaxBlockingQueriesPerClient caps one client IP's
@@ -81,9 +81,8 @@ type Config struct {
 	// answers that route 404.
 	Monitor *logging.Monitor
 	// OnTokenUpdate applies a token set through PUT /v1/agent/token/{kind}
-	// ("default" or "agent") to the rest of the process; the handler has
-	// already taken a new default token for itself. Nil answers that
-	// route 404.
+	// ("default" or "agent"); a new default token reaches the handler
+	// through DefaultToken. Nil answers that route 404.
 	OnTokenUpdate func(kind, secret string)
 }
 
@@ -104,7 +103,7 @@ type handler struct {
 
 	acl           ACLResolver
 	aclBackend    ACLBackend
-	defaultToken  atomic.Pointer[string]
+	defaultToken  func() string
 	onTokenUpdate func(kind, secret string)
 	maxBody       int64
 	blocking      *limits.PerKey
@@ -117,12 +116,10 @@ type handler struct {
 func New(cfg Config) http.Handler {
 	h := &handler{backend: cfg.Backend, agent: cfg.Agent, log: cfg.Logger, dc: cfg.Datacenter,
 		gatherer: cfg.Gatherer, ready: cfg.Ready, stats: cfg.Stats, xds: cfg.XDS, monitor: cfg.Monitor, shared: newSharedBodies(), flights: newBlockingFlights(),
-		acl: cfg.ACL, onTokenUpdate: cfg.OnTokenUpdate,
+		acl: cfg.ACL, defaultToken: cfg.DefaultToken, onTokenUpdate: cfg.OnTokenUpdate,
 		maxBody: cfg.MaxBodyBytes, blocking: limits.NewPerKey(cfg.MaxBlockingQueriesPerClient),
 		rejections: cfg.Rejections, audit: cfg.Audit}
 	h.aclBackend, _ = cfg.Backend.(ACLBackend)
-	defaultToken := cfg.DefaultToken
-	h.defaultToken.Store(&defaultToken)
 	if h.maxBody <= 0 {
 		h.maxBody = maxBodyBytes
 	}
@@ -234,6 +231,9 @@ type queryFunc func(r *http.Request, q catalog.QueryOptions) (any, catalog.Query
 func (h *handler) query(fn queryFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQueryOptions(r, h.dc)
+		if err == nil {
+			r, err = withFilter(r)
+		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -273,7 +273,11 @@ func (h *handler) query(fn queryFunc) http.HandlerFunc {
 // to report, so, like Consul, no X-Consul-Index header.
 func (h *handler) info(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := parseQueryOptions(r, h.dc); err != nil {
+		_, err := parseQueryOptions(r, h.dc)
+		if err == nil {
+			r, err = withFilter(r)
+		}
+		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -365,12 +369,18 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // writeJSON encodes body whole before writing, so an encoding failure can
 // still become a 500.
 func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, body any) {
+	h.writeJSONCode(w, r, http.StatusOK, body)
+}
+
+// writeJSONCode is writeJSON with a status other than 200.
+func (h *handler) writeJSONCode(w http.ResponseWriter, r *http.Request, code int, body any) {
 	b, err := marshalBody(r, body)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("encode response: %w", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
 }
 

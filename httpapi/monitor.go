@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"time"
 
@@ -62,22 +63,24 @@ func (h *handler) agentMonitor(w http.ResponseWriter, r *http.Request) {
 			// A client that stops reading but keeps the connection
 			// would block the write for good: it gets monitorWriteTimeout.
 			_ = rc.SetWriteDeadline(time.Now().Add(monitorWriteTimeout))
-			if _, err := w.Write(line); err != nil {
+			if writeQueued(w, line, sub.Lines()) != nil || rc.Flush() != nil {
 				return
 			}
-			for more := true; more; { // whatever else is queued, in one flush
-				select {
-				case line := <-sub.Lines():
-					if _, err := w.Write(line); err != nil {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			if rc.Flush() != nil {
-				return
-			}
+		}
+	}
+}
+
+// writeQueued writes line and whatever else is queued behind it, for one
+// flush.
+func writeQueued(w io.Writer, line []byte, queue <-chan []byte) error {
+	for {
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		select {
+		case line = <-queue:
+		default:
+			return nil
 		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 // parseQueryOptions reads the options every read takes: dc, stale,
 // consistent, index and wait. cached is accepted and ignored (there is no
-// agent cache to opt into); filter is checked here (filter.go) and applied
-// by the handlers of the routes that take it.
+// agent cache to opt into); filter is refused here on the routes that take
+// none, and compiled by query and info for the others (filter.go).
 func parseQueryOptions(r *http.Request, ourDC string) (catalog.QueryOptions, error) {
 	var q catalog.QueryOptions
 	v := r.URL.Query()
@@ -32,8 +32,8 @@ func parseQueryOptions(r *http.Request, ourDC string) (catalog.QueryOptions, err
 	case consistent:
 		q.Consistency = catalog.ConsistencyConsistent
 	}
-	if _, err := parseFilter(r); err != nil {
-		return q, err
+	if _, ok := v["filter"]; ok && !filterRoutes[r.Pattern] {
+		return q, badRequest("filter: %s takes no filter expression", r.URL.Path)
 	}
 	if s := v.Get("index"); s != "" {
 		i, err := strconv.ParseUint(s, 10, 64)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,14 +51,11 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		ok, missing = h.ready()
 	}
 	body := map[string]any{"ready": ok, "not_ready": missing}
+	code := http.StatusOK
 	if !ok {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		b, _ := json.Marshal(body)
-		w.Write(append(b, '\n'))
-		return
+		code = http.StatusServiceUnavailable
 	}
-	h.writeJSON(w, r, body)
+	h.writeJSONCode(w, r, code, body)
 }
 
 // MetricsConfig is what the separate metrics listener (-metrics-addr)
